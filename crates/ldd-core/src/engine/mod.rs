@@ -1,0 +1,410 @@
+//! The chunked export engine: plan, run chunks on a bounded worker pool, build the manifest.
+//!
+//! Memory stays bounded: each worker holds one source batch and one payload being built,
+//! and the sink pushes back when its queue is full.
+
+mod attempt;
+mod feeder;
+mod options;
+mod progress;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+
+pub use options::{ExportControl, ExportOptions, RetryPolicy};
+pub use progress::{ExportEvent, ExportObserver, Progress};
+
+use attempt::{run_chunk, run_scan_block, ChunkOutcome, ScanCursor};
+use feeder::Feeder;
+use progress::Counters;
+
+use crate::chunk::{Chunk, ChunkRange, ExportPlan};
+use crate::error::{ChunkFailure, Error, Result};
+use crate::manifest::{ChunkManifest, Manifest, ManifestHeader, Timings};
+use crate::partition::Partitioner;
+use crate::sink::{ChunkContext, ChunkWriter, Sink};
+use crate::source::{DataSource, SplitKind};
+
+/// Counts and splits the dataset into a plan for the sink's partitions.
+///
+/// Chunk ids follow the dataset's order; chunk `i` goes to the partitioner's partition.
+pub async fn plan_export(
+    source: &dyn DataSource,
+    sink: &dyn Sink,
+    partitioner: &dyn Partitioner,
+    export_id: &str,
+) -> Result<ExportPlan> {
+    let started = Instant::now();
+    let partitions = sink.partition_count().await?;
+    let total = source.count().await?;
+    let chunk_count = partitioner.chunk_count(total, partitions)?;
+    let (split, splittable) = if chunk_count == 0 {
+        (Vec::new(), true)
+    } else {
+        let split = source.split(chunk_count, total).await?;
+        let mut strategy = split.strategy;
+        strategy.duration_ms = started.elapsed().as_millis() as u64;
+        let (ranges, splittable) = match split.kind {
+            SplitKind::Ranges(ranges) => (
+                ranges
+                    .into_iter()
+                    .map(|r| (r.range, r.expected_records))
+                    .collect(),
+                true,
+            ),
+            SplitKind::ScanOnly => (
+                partitioner
+                    .block_sizes(total, chunk_count)
+                    .into_iter()
+                    .map(|n| (ChunkRange::All, n))
+                    .collect(),
+                false,
+            ),
+        };
+        return Ok(build_plan(
+            export_id,
+            total,
+            partitions,
+            strategy,
+            splittable,
+            ranges,
+            partitioner,
+        ));
+    };
+    Ok(build_plan(
+        export_id,
+        total,
+        partitions,
+        crate::chunk::PlanStrategy {
+            name: "empty".into(),
+            reason: Some("the dataset has no records".into()),
+            queries: 0,
+            duration_ms: started.elapsed().as_millis() as u64,
+        },
+        splittable,
+        split,
+        partitioner,
+    ))
+}
+
+fn build_plan(
+    export_id: &str,
+    total: u64,
+    partitions: u32,
+    strategy: crate::chunk::PlanStrategy,
+    splittable: bool,
+    ranges: Vec<(ChunkRange, u64)>,
+    partitioner: &dyn Partitioner,
+) -> ExportPlan {
+    let chunks = ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, (range, expected_records))| Chunk {
+            id: i as u32,
+            partition: partitioner.partition_of(i, partitions),
+            range,
+            expected_records,
+        })
+        .collect();
+    ExportPlan {
+        export_id: export_id.to_owned(),
+        total_records: total,
+        partitions,
+        strategy,
+        splittable,
+        chunks,
+    }
+}
+
+/// Plans and runs a whole export; returns its manifest.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ldd_core::testing::MemorySink;
+/// use ldd_core::{export, ExportControl, ExportOptions, GeneratorConfig, GeneratorSource,
+///     JobCountPartitioner};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let source = Arc::new(GeneratorSource::new(GeneratorConfig { records: 1_000, ..Default::default() }));
+/// let sink = Arc::new(MemorySink::new(4));
+/// let manifest = export(source, sink.clone(), &JobCountPartitioner::default(),
+///     ExportOptions::default(), ExportControl::default()).await.unwrap();
+/// assert_eq!(manifest.total_records, 1_000);
+/// assert_eq!(manifest.partitions.iter().map(|p| p.records).sum::<u64>(), 1_000);
+/// # });
+/// ```
+pub async fn export(
+    source: Arc<dyn DataSource>,
+    sink: Arc<dyn Sink>,
+    partitioner: &dyn Partitioner,
+    options: ExportOptions,
+    control: ExportControl,
+) -> Result<Manifest> {
+    options.validate()?;
+    let export_id = options
+        .export_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let started_at = Utc::now();
+    let plan = plan_export(source.as_ref(), sink.as_ref(), partitioner, &export_id).await?;
+    control.emit(ExportEvent::Planned {
+        chunks: plan.chunks.len(),
+        records: plan.total_records,
+        strategy: plan.strategy.name.clone(),
+    });
+    let options = ExportOptions {
+        export_id: Some(export_id),
+        ..options
+    };
+    execute_plan(
+        &plan,
+        source,
+        sink,
+        options,
+        control,
+        Vec::new(),
+        started_at,
+    )
+    .await
+}
+
+/// Everything a worker needs, shared by all of them.
+pub(crate) struct Shared {
+    pub(crate) source: Arc<dyn DataSource>,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) options: ExportOptions,
+    pub(crate) control: ExportControl,
+    pub(crate) counters: Arc<Counters>,
+    export_id: String,
+}
+
+impl Shared {
+    pub(crate) async fn open(
+        &self,
+        slot: usize,
+        chunk: &Chunk,
+        attempt: u32,
+    ) -> Result<Box<dyn ChunkWriter>> {
+        let ctx = ChunkContext {
+            export_id: self.export_id.clone(),
+            chunk_id: chunk.id,
+            partition: chunk.partition,
+            attempt,
+            format: self.options.format,
+        };
+        self.sink.open_chunk(slot, &ctx).await
+    }
+
+    pub(crate) fn feeder<'w>(&self, writer: &'w mut dyn ChunkWriter) -> Feeder<'w> {
+        Feeder::new(
+            writer,
+            self.options.format,
+            self.options.batch_bytes,
+            self.counters.clone(),
+        )
+    }
+}
+
+/// Runs the chunks of `plan` that are not in `committed` (chunks a previous run of the same
+/// export already committed) and returns the manifest of all chunks.
+pub async fn execute_plan(
+    plan: &ExportPlan,
+    source: Arc<dyn DataSource>,
+    sink: Arc<dyn Sink>,
+    options: ExportOptions,
+    control: ExportControl,
+    committed: Vec<ChunkManifest>,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<Manifest> {
+    options.validate()?;
+    let export_id = options
+        .export_id
+        .clone()
+        .unwrap_or_else(|| plan.export_id.clone());
+    let done: HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
+    let pending: Vec<Chunk> = plan
+        .chunks
+        .iter()
+        .filter(|c| !done.contains(&c.id))
+        .cloned()
+        .collect();
+    let counters = Counters::new(
+        pending.iter().map(|c| c.expected_records).sum(),
+        pending.len() as u64,
+    );
+    let shared = Arc::new(Shared {
+        source,
+        sink: sink.clone(),
+        options,
+        control: control.clone(),
+        counters: counters.clone(),
+        export_id: export_id.clone(),
+    });
+
+    let reporter = spawn_reporter(&shared);
+    let results = if plan.splittable {
+        run_ranges(&shared, pending).await
+    } else {
+        run_scan(&shared, plan, &done).await
+    };
+    reporter.cancel();
+    control.emit(ExportEvent::Progress(counters.snapshot()));
+
+    let mut manifests = committed;
+    let mut failures = Vec::new();
+    let mut cancelled = false;
+    for result in results {
+        match result {
+            Ok(m) => manifests.push(m),
+            Err(ChunkOutcome::Cancelled) => cancelled = true,
+            Err(ChunkOutcome::Failed(f)) => failures.push(f),
+        }
+    }
+    if cancelled {
+        return Err(Error::Cancelled);
+    }
+    if !failures.is_empty() {
+        failures.sort_by_key(|f| f.chunk_id);
+        return Err(Error::ChunksFailed {
+            total: plan.chunks.len(),
+            failures,
+        });
+    }
+    let header = ManifestHeader {
+        export_id,
+        topic: sink.destination(),
+        format: shared.options.format,
+        transactional: shared.options.transactional,
+        source: shared.source.describe(),
+        counted_records: plan.total_records,
+        strategy: plan.strategy.clone(),
+        timings: Timings {
+            started_at: started_at.to_rfc3339(),
+            finished_at: Utc::now().to_rfc3339(),
+            planning_ms: plan.strategy.duration_ms,
+            export_ms: counters.elapsed().as_millis() as u64,
+        },
+    };
+    Ok(Manifest::from_chunks(header, manifests))
+}
+
+type ChunkResult = std::result::Result<ChunkManifest, ChunkOutcome>;
+
+/// Runs range chunks on `workers` slots; each slot takes the next chunk when it is free.
+async fn run_ranges(shared: &Arc<Shared>, pending: Vec<Chunk>) -> Vec<ChunkResult> {
+    let pending = Arc::new(pending);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for slot in 0..shared.options.workers.min(pending.len()) {
+        let (shared, pending, next) = (shared.clone(), pending.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = pending.get(i) else { break };
+                if shared.control.cancel.is_cancelled() {
+                    results.push(Err(ChunkOutcome::Cancelled));
+                    break;
+                }
+                let result = run_chunk(&shared, slot, chunk).await;
+                if let Ok(m) = &result {
+                    shared.control.emit(ExportEvent::ChunkCommitted(m.clone()));
+                }
+                results.push(result);
+            }
+            results
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(r) => results.extend(r),
+            Err(e) => results.push(Err(ChunkOutcome::Failed(ChunkFailure {
+                chunk_id: u32::MAX,
+                attempts: 0,
+                error: format!("worker task ended abnormally: {e}"),
+            }))),
+        }
+    }
+    results
+}
+
+/// Reads the dataset once, in order, cutting it into the planned blocks.
+/// A failed block cannot be re-read alone, so it fails the export (resume rescans).
+async fn run_scan(
+    shared: &Arc<Shared>,
+    plan: &ExportPlan,
+    done: &HashSet<u32>,
+) -> Vec<ChunkResult> {
+    let fail = |chunk_id: u32, err: &Error| {
+        if matches!(err, Error::Cancelled) {
+            ChunkOutcome::Cancelled
+        } else {
+            ChunkOutcome::Failed(ChunkFailure {
+                chunk_id,
+                attempts: 1,
+                error: err.chain(),
+            })
+        }
+    };
+    let mut cursor = match shared.source.read(&ChunkRange::All).await {
+        Ok(stream) => ScanCursor::new(stream),
+        Err(e) => return vec![Err(fail(0, &e))],
+    };
+    let mut results = Vec::new();
+    let last = plan.chunks.len().saturating_sub(1);
+    for (i, chunk) in plan.chunks.iter().enumerate() {
+        if done.contains(&chunk.id) {
+            if let Err(e) = cursor.skip(chunk.expected_records).await {
+                results.push(Err(fail(chunk.id, &e)));
+                break;
+            }
+            continue;
+        }
+        // The last block takes whatever is left, so records added since counting are kept.
+        match run_scan_block(
+            shared,
+            chunk,
+            chunk.expected_records,
+            i == last,
+            &mut cursor,
+        )
+        .await
+        {
+            Ok(m) => {
+                shared.control.emit(ExportEvent::ChunkCommitted(m.clone()));
+                results.push(Ok(m));
+            }
+            Err(e) => {
+                results.push(Err(fail(chunk.id, &e)));
+                break;
+            }
+        }
+    }
+    results
+}
+
+/// Emits progress snapshots until the returned token is cancelled.
+fn spawn_reporter(shared: &Arc<Shared>) -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    if shared.control.observer.is_none() {
+        return stop;
+    }
+    let (shared, stop_rx) = (shared.clone(), stop.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(shared.options.progress_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = stop_rx.cancelled() => break,
+                _ = tick.tick() => shared.control.emit(ExportEvent::Progress(shared.counters.snapshot())),
+            }
+        }
+    });
+    stop
+}

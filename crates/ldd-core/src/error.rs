@@ -1,0 +1,175 @@
+//! The error type of `ldd-core`.
+
+use std::fmt;
+
+/// A boxed error from a plug-in (source or sink backend), kept with its cause chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in planning, encoding or running an export.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request itself is wrong; the message says what to fix.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The data source failed (query, connection, decoding).
+    #[error("source error: {message}")]
+    Source {
+        /// What was being done.
+        message: String,
+        /// Whether running the same step again may succeed.
+        retryable: bool,
+        /// The backend's error.
+        #[source]
+        cause: Option<BoxError>,
+    },
+    /// The sink failed (broker, delivery, transaction).
+    #[error("sink error: {message}")]
+    Sink {
+        /// What was being done.
+        message: String,
+        /// Whether running the same step again may succeed.
+        retryable: bool,
+        /// The backend's error.
+        #[source]
+        cause: Option<BoxError>,
+    },
+    /// A payload could not be encoded or decoded.
+    #[error("format error: {0}")]
+    Format(String),
+    /// The export was cancelled before it finished.
+    #[error("export cancelled")]
+    Cancelled,
+    /// Some chunks failed after all their attempts; the others were committed.
+    #[error("{} of {total} chunks failed: {}", failures.len(), summarize(failures))]
+    ChunksFailed {
+        /// Number of chunks in the plan.
+        total: usize,
+        /// Each failed chunk and its last error.
+        failures: Vec<ChunkFailure>,
+    },
+}
+
+/// One chunk that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkFailure {
+    /// The chunk's id in the plan.
+    pub chunk_id: u32,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// The last error, as text.
+    pub error: String,
+}
+
+impl fmt::Display for ChunkFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "chunk {} after {} attempt(s): {}",
+            self.chunk_id, self.attempts, self.error
+        )
+    }
+}
+
+fn summarize(failures: &[ChunkFailure]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = failures
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failures.len() > SHOWN {
+        text.push_str(&format!("; and {} more", failures.len() - SHOWN));
+    }
+    text
+}
+
+impl Error {
+    /// A source failure with its cause.
+    pub fn source(message: impl Into<String>, retryable: bool, cause: impl Into<BoxError>) -> Self {
+        Error::Source {
+            message: message.into(),
+            retryable,
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// A sink failure with its cause.
+    pub fn sink(message: impl Into<String>, retryable: bool, cause: impl Into<BoxError>) -> Self {
+        Error::Sink {
+            message: message.into(),
+            retryable,
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// A sink failure without an underlying cause.
+    pub fn sink_msg(message: impl Into<String>, retryable: bool) -> Self {
+        Error::Sink {
+            message: message.into(),
+            retryable,
+            cause: None,
+        }
+    }
+
+    /// Whether running the failed step again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Source { retryable, .. } | Error::Sink { retryable, .. } => *retryable,
+            Error::InvalidInput(_)
+            | Error::Format(_)
+            | Error::Cancelled
+            | Error::ChunksFailed { .. } => false,
+        }
+    }
+
+    /// The message followed by every cause in the chain, for logs and reports.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(inner) = cause {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_includes_causes() {
+        let io = std::io::Error::other("connection reset");
+        let err = Error::source("reading chunk 3", true, io);
+        assert_eq!(
+            err.chain(),
+            "source error: reading chunk 3: connection reset"
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn chunk_failures_are_summarized() {
+        let failures = (0..5)
+            .map(|i| ChunkFailure {
+                chunk_id: i,
+                attempts: 2,
+                error: "boom".into(),
+            })
+            .collect();
+        let err = Error::ChunksFailed {
+            total: 10,
+            failures,
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("5 of 10 chunks failed: chunk 0 after 2 attempt(s): boom"));
+        assert!(text.ends_with("and 2 more"));
+    }
+}
