@@ -1,0 +1,304 @@
+//! Producer configuration: validated without I/O, then turned into a librdkafka config.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Payload compression of produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// LZ4 (fast; the default).
+    #[default]
+    Lz4,
+    /// Zstandard (smaller, slower).
+    Zstd,
+}
+
+impl Compression {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Compression {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Compression::None),
+            "lz4" => Ok(Compression::Lz4),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(Error::Config(format!(
+                "unknown compression `{other}`; use lz4, zstd or none"
+            ))),
+        }
+    }
+}
+
+/// Which key each message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKey {
+    /// The chunk id as decimal text (the default).
+    #[default]
+    ChunkId,
+    /// No key.
+    None,
+}
+
+/// How the Kafka sink produces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSinkConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Destination topic.
+    pub topic: String,
+    /// Create the topic with this many partitions when it does not exist.
+    pub create_partitions: Option<u32>,
+    /// Replication factor for a created topic.
+    pub replication_factor: u16,
+    /// Compression of produced batches.
+    pub compression: Compression,
+    /// Each chunk is one transaction (exactly once for `read_committed` consumers).
+    pub transactional: bool,
+    /// Prefix of transactional ids (`<prefix>-<worker>`); defaults to `ldd-<topic>`.
+    pub transactional_id_prefix: Option<String>,
+    /// Message key.
+    pub key: MessageKey,
+    /// `linger.ms`: how long the producer waits to fill a batch.
+    pub linger_ms: u32,
+    /// `batch.size` in bytes.
+    pub batch_size: u32,
+    /// Most payload bytes in flight (queued or awaiting acknowledgement) per sink.
+    pub max_in_flight_bytes: usize,
+    /// How long a message may take to be delivered before its chunk fails.
+    #[serde(with = "millis")]
+    pub delivery_timeout: Duration,
+    /// Any other librdkafka producer property, passed through as is (wins over the above).
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSinkConfig {
+    fn default() -> Self {
+        KafkaSinkConfig {
+            brokers: "127.0.0.1:9092".into(),
+            topic: String::new(),
+            create_partitions: None,
+            replication_factor: 1,
+            compression: Compression::Lz4,
+            transactional: false,
+            transactional_id_prefix: None,
+            key: MessageKey::ChunkId,
+            linger_ms: 20,
+            batch_size: 1024 * 1024,
+            max_in_flight_bytes: 64 * 1024 * 1024,
+            delivery_timeout: Duration::from_secs(120),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// Properties ldd sets itself; passing them through would break its guarantees.
+const RESERVED: &[&str] = &[
+    "enable.idempotence",
+    "transactional.id",
+    "bootstrap.servers",
+];
+
+impl KafkaSinkConfig {
+    /// Checks the configuration without I/O; the message says what to fix.
+    pub fn validate(&self) -> Result<()> {
+        if self.brokers.trim().is_empty() {
+            return Err(Error::Config(
+                "no brokers given; set brokers to host:port[,host:port]".into(),
+            ));
+        }
+        validate_topic_name(&self.topic)?;
+        if self.create_partitions == Some(0) {
+            return Err(Error::Config(
+                "a created topic needs at least 1 partition".into(),
+            ));
+        }
+        if self.max_in_flight_bytes < 1024 * 1024 {
+            return Err(Error::Config(
+                "max_in_flight_bytes must be at least 1 MiB".into(),
+            ));
+        }
+        if self.delivery_timeout < Duration::from_secs(1) {
+            return Err(Error::Config(
+                "delivery_timeout must be at least 1 s".into(),
+            ));
+        }
+        for key in self.librdkafka.keys() {
+            if RESERVED.contains(&key.as_str()) {
+                return Err(Error::Config(format!(
+                    "librdkafka option `{key}` is managed by ldd; use the dedicated setting"
+                )));
+            }
+        }
+        if let Some(acks) = self.librdkafka.get("acks") {
+            if acks != "all" && acks != "-1" {
+                return Err(Error::Config(format!(
+                    "acks={acks} contradicts idempotence, which needs acks=all; remove it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The librdkafka producer configuration (validate first).
+    pub fn producer_config(&self, transactional_id: Option<&str>) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", self.compression.as_str())
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("batch.size", self.batch_size.to_string())
+            // The byte budget, not librdkafka's queue, is the backpressure; keep the queue
+            // large enough that it never refuses a message the budget admitted.
+            .set("queue.buffering.max.messages", "2000000")
+            .set(
+                "queue.buffering.max.kbytes",
+                (self.max_in_flight_bytes / 1024 * 2).to_string(),
+            )
+            .set(
+                "message.max.bytes",
+                (16 * 1024 * 1024 + 64 * 1024).to_string(),
+            )
+            .set(
+                "delivery.timeout.ms",
+                self.delivery_timeout.as_millis().to_string(),
+            )
+            // A missing topic must be an error, not silently created with broker defaults.
+            .set("allow.auto.create.topics", "false");
+        if let Some(id) = transactional_id {
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+            cfg.set("transactional.id", id).set(
+                "transaction.timeout.ms",
+                self.delivery_timeout.as_millis().to_string(),
+            );
+        }
+        for (k, v) in &self.librdkafka {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+
+    /// The transactional id prefix in use.
+    pub fn transactional_prefix(&self) -> String {
+        self.transactional_id_prefix
+            .clone()
+            .unwrap_or_else(|| format!("ldd-{}", self.topic))
+    }
+}
+
+/// Kafka's topic name rule: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(topic: &str) -> Result<()> {
+    if topic.is_empty() {
+        return Err(Error::Config(
+            "no topic given; name the destination topic".into(),
+        ));
+    }
+    if topic.len() > 249
+        || topic == "."
+        || topic == ".."
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(Error::Config(format!(
+            "topic `{}` is not a valid Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)",
+            topic.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> KafkaSinkConfig {
+        KafkaSinkConfig {
+            topic: "t".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_idempotent_lz4_acks_all() {
+        let cfg = config();
+        cfg.validate().unwrap();
+        let rd = cfg.producer_config(None);
+        assert_eq!(rd.get("enable.idempotence"), Some("true"));
+        assert_eq!(rd.get("acks"), Some("all"));
+        assert_eq!(rd.get("compression.type"), Some("lz4"));
+        assert_eq!(rd.get("transactional.id"), None);
+        assert_eq!(
+            cfg.producer_config(Some("x-1")).get("transactional.id"),
+            Some("x-1")
+        );
+    }
+
+    #[test]
+    fn contradictions_and_bad_names_say_how_to_fix() {
+        let mut cfg = config();
+        cfg.librdkafka.insert("acks".into(), "1".into());
+        assert!(cfg.validate().unwrap_err().to_string().contains("acks=all"));
+        let mut cfg = config();
+        cfg.librdkafka
+            .insert("enable.idempotence".into(), "false".into());
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("managed by ldd"));
+        for bad in ["", "a b", "..", "x\"y", &"a".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+        validate_topic_name("ok.topic_name-1").unwrap();
+        assert!("gzip".parse::<Compression>().is_err());
+    }
+
+    #[test]
+    fn passthrough_wins() {
+        let mut cfg = config();
+        cfg.librdkafka.insert("linger.ms".into(), "5".into());
+        assert_eq!(cfg.producer_config(None).get("linger.ms"), Some("5"));
+    }
+}

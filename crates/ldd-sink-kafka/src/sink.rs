@@ -1,0 +1,369 @@
+//! The Kafka [`Sink`]: one shared idempotent producer, or one transactional producer per
+//! worker slot, with the manifest built from delivery reports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ldd_core::sink::header;
+use ldd_core::{ChunkContext, ChunkDelivery, ChunkWriter, OutMessage, Sink};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use tokio::sync::Semaphore;
+
+use crate::admin::{blocking, TopicAdmin};
+use crate::config::{KafkaSinkConfig, MessageKey};
+use crate::delivery::{permits_for, ChunkTracker, DeliveryContext, DeliveryToken, PERMIT_BYTES};
+use crate::error::{Error, Result};
+
+type KafkaProducer = ThreadedProducer<DeliveryContext>;
+
+/// Extra time, beyond the delivery timeout, to wait for the last delivery reports.
+const REPORT_GRACE: Duration = Duration::from_secs(30);
+
+/// Writes chunks into one Kafka topic.
+pub struct KafkaSink {
+    config: KafkaSinkConfig,
+    partitions: u32,
+    budget: Arc<Semaphore>,
+    budget_permits: usize,
+    shared: Option<Arc<KafkaProducer>>,
+    /// Transactional producers by worker slot; a slot's producer is dropped after a failed
+    /// transaction so the next attempt starts clean (a new producer fences the old one).
+    slots: SlotMap,
+}
+
+/// Transactional producers by worker slot, shared with chunk writers.
+type SlotMap = Arc<Mutex<HashMap<usize, Arc<KafkaProducer>>>>;
+
+fn lock_slots(slots: &SlotMap) -> std::sync::MutexGuard<'_, HashMap<usize, Arc<KafkaProducer>>> {
+    slots.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("topic", &self.config.topic)
+            .field("partitions", &self.partitions)
+            .field("transactional", &self.config.transactional)
+            .finish()
+    }
+}
+
+impl KafkaSink {
+    /// Validates the configuration, makes sure the topic exists (creating it if asked) and
+    /// starts the producer.
+    pub async fn connect(config: KafkaSinkConfig) -> Result<Self> {
+        config.validate()?;
+        let admin =
+            TopicAdmin::new(config.brokers.clone()).with_properties(security_properties(&config));
+        let partitions = admin
+            .ensure_topic(
+                &config.topic,
+                config.create_partitions,
+                config.replication_factor,
+            )
+            .await?;
+        let budget_permits = (config.max_in_flight_bytes / PERMIT_BYTES).max(1);
+        let budget = Arc::new(Semaphore::new(budget_permits));
+        let shared = if config.transactional {
+            None
+        } else {
+            Some(Arc::new(create_producer(&config, None, budget.clone())?))
+        };
+        Ok(KafkaSink {
+            config,
+            partitions,
+            budget,
+            budget_permits,
+            shared,
+            slots: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &KafkaSinkConfig {
+        &self.config
+    }
+
+    async fn slot_producer(&self, slot: usize) -> Result<Arc<KafkaProducer>> {
+        if let Some(p) = lock_slots(&self.slots).get(&slot) {
+            return Ok(p.clone());
+        }
+        let id = format!("{}-{slot}", self.config.transactional_prefix());
+        let producer = Arc::new(create_producer(
+            &self.config,
+            Some(&id),
+            self.budget.clone(),
+        )?);
+        let p = producer.clone();
+        let timeout = self.config.delivery_timeout;
+        blocking(move || {
+            p.init_transactions(timeout)
+                .map_err(|e| Error::kafka("initializing transactions", e))
+        })
+        .await?;
+        lock_slots(&self.slots).insert(slot, producer.clone());
+        Ok(producer)
+    }
+}
+
+/// Properties of the passthrough map that every client needs (security, address family).
+pub(crate) fn security_properties(config: &KafkaSinkConfig) -> Vec<(String, String)> {
+    config
+        .librdkafka
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("security.")
+                || k.starts_with("sasl.")
+                || k.starts_with("ssl.")
+                || k.as_str() == "broker.address.family"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn create_producer(
+    config: &KafkaSinkConfig,
+    transactional_id: Option<&str>,
+    budget: Arc<Semaphore>,
+) -> Result<KafkaProducer> {
+    let client_config = config.producer_config(transactional_id);
+    KafkaProducer::from_config_and_context(&client_config, DeliveryContext { budget })
+        .map_err(|e| Error::kafka("creating the Kafka producer", e))
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    fn destination(&self) -> String {
+        self.config.topic.clone()
+    }
+
+    async fn partition_count(&self) -> ldd_core::Result<u32> {
+        Ok(self.partitions)
+    }
+
+    async fn open_chunk(
+        &self,
+        slot: usize,
+        chunk: &ChunkContext,
+    ) -> ldd_core::Result<Box<dyn ChunkWriter>> {
+        let (producer, transaction) = if self.config.transactional {
+            let producer = self.slot_producer(slot).await?;
+            if let Err(e) = producer.begin_transaction() {
+                lock_slots(&self.slots).remove(&slot);
+                return Err(Error::kafka("beginning a transaction", e).into());
+            }
+            (producer, Some(slot))
+        } else {
+            let producer = self.shared.clone().ok_or_else(|| {
+                ldd_core::Error::sink_msg("the shared producer is missing", false)
+            })?;
+            (producer, None)
+        };
+        let key = match self.config.key {
+            MessageKey::ChunkId => Some(chunk.chunk_id.to_string()),
+            MessageKey::None => None,
+        };
+        Ok(Box::new(KafkaChunkWriter {
+            sink: SinkHandle {
+                topic: self.config.topic.clone(),
+                delivery_timeout: self.config.delivery_timeout,
+                budget: self.budget.clone(),
+                budget_permits: self.budget_permits,
+            },
+            producer,
+            transaction,
+            slots: self.slots.clone(),
+            tracker: Arc::new(ChunkTracker::default()),
+            context: chunk.clone(),
+            key,
+            static_headers: [
+                chunk.export_id.clone(),
+                chunk.chunk_id.to_string(),
+                chunk.attempt.to_string(),
+                chunk.format.as_str().to_owned(),
+            ],
+        }))
+    }
+}
+
+/// What a chunk writer needs from its sink.
+struct SinkHandle {
+    topic: String,
+    delivery_timeout: Duration,
+    budget: Arc<Semaphore>,
+    budget_permits: usize,
+}
+
+struct KafkaChunkWriter {
+    sink: SinkHandle,
+    producer: Arc<KafkaProducer>,
+    /// The worker slot whose transaction this is, in transactional mode.
+    transaction: Option<usize>,
+    slots: SlotMap,
+    tracker: Arc<ChunkTracker>,
+    context: ChunkContext,
+    key: Option<String>,
+    /// Export id, chunk id, attempt, format.
+    static_headers: [String; 4],
+}
+
+impl KafkaChunkWriter {
+    fn headers(&self, message: &OutMessage) -> OwnedHeaders {
+        let [export_id, chunk_id, attempt, format] = &self.static_headers;
+        let (sequence, records) = (message.sequence.to_string(), message.records.to_string());
+        fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a [u8]> {
+            Header {
+                key,
+                value: Some(value.as_bytes()),
+            }
+        }
+        OwnedHeaders::new_with_capacity(6)
+            .insert(h(header::EXPORT_ID, export_id))
+            .insert(h(header::CHUNK_ID, chunk_id))
+            .insert(h(header::ATTEMPT, attempt))
+            .insert(h(header::SEQUENCE, &sequence))
+            .insert(h(header::RECORDS, &records))
+            .insert(h(header::FORMAT, format))
+    }
+
+    /// Waits for every outstanding delivery report, bounded by the delivery timeout.
+    async fn wait_for_reports(&self) -> Result<()> {
+        let limit = self.sink.delivery_timeout + REPORT_GRACE;
+        tokio::time::timeout(limit, self.tracker.wait())
+            .await
+            .map_err(|_| {
+                Error::Task(format!(
+                    "chunk {}: delivery reports still missing after {} s",
+                    self.context.chunk_id,
+                    limit.as_secs()
+                ))
+            })
+    }
+
+    /// A producer whose transaction failed is dropped, so the slot starts clean next time.
+    fn discard_producer(&self) {
+        if let Some(slot) = self.transaction {
+            lock_slots(&self.slots).remove(&slot);
+        }
+    }
+
+    async fn run_transaction_op(
+        &self,
+        what: &'static str,
+        op: fn(&KafkaProducer, Duration) -> rdkafka::error::KafkaResult<()>,
+    ) -> Result<()> {
+        let producer = self.producer.clone();
+        let timeout = self.sink.delivery_timeout;
+        blocking(move || op(&producer, timeout).map_err(|e| Error::kafka(what, e))).await
+    }
+}
+
+#[async_trait]
+impl ChunkWriter for KafkaChunkWriter {
+    async fn send(&mut self, message: OutMessage) -> ldd_core::Result<()> {
+        let permits = permits_for(message.payload.len(), self.sink.budget_permits);
+        self.sink
+            .budget
+            .acquire_many(permits)
+            .await
+            .map_err(|_| ldd_core::Error::sink_msg("the sink is shut down", false))?
+            .forget();
+        let headers = self.headers(&message);
+        self.tracker.sent();
+        let token = Box::new(DeliveryToken {
+            tracker: self.tracker.clone(),
+            permits,
+        });
+        let mut record = BaseRecord::with_opaque_to(&self.sink.topic, token)
+            .partition(self.context.partition as i32)
+            .payload(&message.payload)
+            .headers(headers);
+        if let Some(key) = &self.key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The byte budget should prevent this; if librdkafka's own queue is
+                    // full anyway (e.g. a tiny passthrough limit), give it time to drain.
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((err, _)) => {
+                    self.tracker.unsent();
+                    self.sink.budget.add_permits(permits as usize);
+                    return Err(Error::kafka(
+                        format!("producing chunk {}", self.context.chunk_id),
+                        err,
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+
+    async fn commit(self: Box<Self>) -> ldd_core::Result<ChunkDelivery> {
+        if self.transaction.is_some() {
+            if let Err(err) = self
+                .run_transaction_op("committing the chunk's transaction", |p, t| {
+                    p.commit_transaction(t)
+                })
+                .await
+            {
+                let _ = self
+                    .run_transaction_op("aborting", |p, t| p.abort_transaction(t))
+                    .await;
+                self.discard_producer();
+                return Err(err.into());
+            }
+        }
+        self.wait_for_reports().await?;
+        let summary = self.tracker.summary();
+        if summary.failed > 0 {
+            self.discard_producer();
+            return Err(ldd_core::Error::sink_msg(
+                format!(
+                    "chunk {}: {} of {} messages were not delivered: {}",
+                    self.context.chunk_id,
+                    summary.failed,
+                    summary.failed + summary.acked,
+                    summary.first_error.unwrap_or_default()
+                ),
+                true,
+            ));
+        }
+        let partition = summary
+            .partition
+            .map_or(self.context.partition, |p| p as u32);
+        Ok(ChunkDelivery {
+            partition,
+            first_offset: summary.first_offset,
+            last_offset: summary.last_offset,
+            messages: summary.acked,
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> ldd_core::Result<()> {
+        if self.transaction.is_some() {
+            let result = self
+                .run_transaction_op("aborting the chunk's transaction", |p, t| {
+                    p.abort_transaction(t)
+                })
+                .await;
+            if result.is_err() {
+                self.discard_producer();
+            }
+            result?;
+        }
+        // Without a transaction, messages already queued may still land; the manifest names
+        // the committed attempt, so readers skip them. Wait so their budget comes back.
+        self.wait_for_reports().await?;
+        Ok(())
+    }
+}
