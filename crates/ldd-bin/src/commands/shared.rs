@@ -1,0 +1,99 @@
+//! Pieces shared by the subcommands: engine options, running an export with a progress
+//! bar and Ctrl-C, and reading back with a progress bar.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use ldd_core::{
+    export, DataSource, ExportControl, ExportOptions, JobCountPartitioner, Manifest, RetryPolicy,
+    Sink,
+};
+use ldd_sink_kafka::readback::{read_back, Hooks, ReadBackConfig, ReadBackReport, RecordOutput};
+
+use crate::cli::EngineArgs;
+use crate::progress::{export_observer, records_bar};
+
+/// Engine options from the flags.
+pub(crate) fn export_options(engine: &EngineArgs, export_id: Option<String>) -> ExportOptions {
+    ExportOptions {
+        export_id,
+        format: engine.format.into(),
+        batch_bytes: engine.batch_kib.saturating_mul(1024),
+        workers: engine.workers,
+        retry: RetryPolicy {
+            max_attempts: engine.attempts,
+            ..Default::default()
+        },
+        transactional: engine.transactional,
+        ..Default::default()
+    }
+}
+
+/// The original system's chunk rule from the flags.
+pub(crate) fn partitioner(engine: &EngineArgs) -> JobCountPartitioner {
+    JobCountPartitioner {
+        jobs: engine.jobs,
+        drop_last: !engine.no_drop_last,
+    }
+}
+
+/// Runs an export with a progress bar; Ctrl-C cancels it cleanly.
+pub(crate) async fn run_export(
+    source: Arc<dyn DataSource>,
+    sink: Arc<dyn Sink>,
+    engine: &EngineArgs,
+    options: ExportOptions,
+    quiet: bool,
+) -> anyhow::Result<Manifest> {
+    let bar = records_bar(0, "export", quiet);
+    let control = ExportControl {
+        observer: Some(export_observer(bar.clone())),
+        ..Default::default()
+    };
+    let cancel = control.cancel.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: cancelling the export (committed chunks stay committed)");
+            cancel.cancel();
+        }
+    });
+    let result = export(source, sink, &partitioner(engine), options, control).await;
+    ctrl_c.abort();
+    bar.finish_and_clear();
+    result.context("export failed")
+}
+
+/// Reads a manifest back on a blocking thread with a progress bar.
+pub(crate) async fn run_read_back(
+    manifest: Manifest,
+    config: ReadBackConfig,
+    output: Option<Arc<dyn RecordOutput>>,
+    quiet: bool,
+) -> anyhow::Result<(Manifest, ReadBackReport)> {
+    let bar = records_bar(manifest.total_records, "read-back", quiet);
+    let progress_bar = bar.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let progress = move |done: u64, _total: u64| progress_bar.set_position(done);
+        let hooks = Hooks {
+            output: output.as_deref(),
+            progress: Some(&progress),
+        };
+        let report = read_back(&manifest, &config, Some(&hooks));
+        (manifest, report)
+    })
+    .await
+    .context("read-back thread failed")?;
+    bar.finish_and_clear();
+    let (manifest, report) = joined;
+    Ok((manifest, report.context("read-back failed")?))
+}
+
+/// Prints what read-back found wrong, at most `limit` lines.
+pub(crate) fn print_problems(report: &ReadBackReport, limit: usize) {
+    for problem in report.problems.iter().take(limit) {
+        eprintln!("  - {problem}");
+    }
+    if report.problems.len() > limit {
+        eprintln!("  ... and {} more", report.problems.len() - limit);
+    }
+}
