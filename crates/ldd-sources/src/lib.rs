@@ -1,4 +1,17 @@
 //! # ldd-sources
 //!
-//! Data sources of **ldd**: MongoDB (feature `mongo`) and InfluxDB (feature `influx`),
-//! each implementing [`ldd_core::DataSource`].
+//! Data sources of **ldd**: MongoDB (feature `mongo`) and InfluxDB (feature `influx`).
+//!
+//! Each backend offers a [`Connection`]: a configured client that lists datasets, answers
+//! dataset details and time ranges, loads synthetic data, and opens a dataset as an
+//! [`ldd_core::DataSource`] for the export engine.
+
+pub mod connection;
+pub mod error;
+#[cfg(feature = "influx")]
+pub mod influx;
+#[cfg(feature = "mongo")]
+pub mod mongo;
+
+pub use connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
+pub use error::{Error, Result};

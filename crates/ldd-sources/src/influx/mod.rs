@@ -1,0 +1,1 @@
+//! InfluxDB source (in progress).

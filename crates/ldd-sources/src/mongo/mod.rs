@@ -1,0 +1,1 @@
+//! MongoDB source (in progress).
