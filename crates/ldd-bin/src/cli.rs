@@ -1,7 +1,5 @@
 //! Command-line interface definition.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// ldd (Large Dataset Delivery): deliver very large datasets from InfluxDB and MongoDB into
@@ -20,12 +18,14 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run everything in-process: an embedded Kafka cluster, a generated dataset, export,
     /// read-back and verification; print a report.
-    Demo(DemoArgs),
+    Demo(crate::commands::demo::DemoArgs),
     /// Export a dataset into a Kafka topic and write its manifest.
-    Export(ExportArgs),
+    Export(crate::commands::export::ExportArgs),
     /// Read an export back from Kafka using its manifest, verify it, and optionally write
     /// the records out.
-    Consume(ConsumeArgs),
+    Consume(crate::commands::consume::ConsumeArgs),
+    /// Serve the HTTP API (the original endpoints and the v1 API).
+    Serve(crate::server::ServeArgs),
 }
 
 /// Payload format.
@@ -99,120 +99,7 @@ pub(crate) struct EngineArgs {
     pub(crate) attempts: u32,
 }
 
-#[derive(Debug, Args)]
-pub(crate) struct DemoArgs {
-    /// Records to generate.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub(crate) records: u64,
-    /// Partitions of the demo topic. The embedded cluster keeps only ~5 MB per partition,
-    /// so the default spreads the data wide enough to keep all of it.
-    #[arg(long, default_value_t = 32)]
-    pub(crate) partitions: u32,
-    #[command(flatten)]
-    pub(crate) engine: EngineArgs,
-    /// Also write the manifest to this file.
-    #[arg(long)]
-    pub(crate) manifest_out: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long)]
-    pub(crate) quiet: bool,
-}
-
-/// Where the records come from.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum SourceKind {
-    /// The synthetic IoT generator.
-    Generator,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ExportArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "LDD_KAFKA_BROKERS")]
-    pub(crate) brokers: String,
-    /// Destination topic.
-    #[arg(long)]
-    pub(crate) topic: String,
-    /// Create the topic with this many partitions if it does not exist.
-    #[arg(long)]
-    pub(crate) partitions: Option<u32>,
-    /// Source of the records.
-    #[arg(long, value_enum, default_value = "generator")]
-    pub(crate) source: SourceKind,
-    /// Records to generate (generator source).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub(crate) records: u64,
-    /// Points sharing each timestamp (generator source).
-    #[arg(long, default_value_t = 1)]
-    pub(crate) points_per_timestamp: u32,
-    #[command(flatten)]
-    pub(crate) engine: EngineArgs,
-    /// Export id (a new UUID by default).
-    #[arg(long)]
-    pub(crate) export_id: Option<String>,
-    /// Write the manifest here (`-` for stdout).
-    #[arg(long, default_value = "-")]
-    pub(crate) manifest_out: String,
-    /// Also publish the manifest to this topic (empty to skip).
-    #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
-    pub(crate) manifest_topic: String,
-    /// Extra librdkafka producer properties, `key=value` (repeatable).
-    #[arg(long = "kafka-option", value_parser = parse_key_value)]
-    pub(crate) kafka_options: Vec<(String, String)>,
-    /// No progress bar.
-    #[arg(long)]
-    pub(crate) quiet: bool,
-}
-
-/// What to do with the records read back.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum OutputFormat {
-    /// Verify only.
-    Discard,
-    /// One JSON object per line.
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ConsumeArgs {
-    /// Manifest file written by `ldd export`.
-    #[arg(long, conflicts_with = "export_id")]
-    pub(crate) manifest: Option<PathBuf>,
-    /// Export id to look up in the manifest topic.
-    #[arg(long)]
-    pub(crate) export_id: Option<String>,
-    /// Manifest topic to look the export id up in.
-    #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
-    pub(crate) manifest_topic: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "LDD_KAFKA_BROKERS")]
-    pub(crate) brokers: String,
-    /// Partitions read at once.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) parallelism: usize,
-    /// What to write.
-    #[arg(long, value_enum, default_value = "discard")]
-    pub(crate) output_format: OutputFormat,
-    /// Output file (`-` for stdout).
-    #[arg(long, default_value = "-")]
-    pub(crate) output: String,
-    /// Decode every record even when discarding (slower, stricter).
-    #[arg(long)]
-    pub(crate) decode: bool,
-    /// Seconds without a message before a partition is reported as stalled.
-    #[arg(long, default_value_t = 30)]
-    pub(crate) idle_timeout_secs: u64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// No progress bar.
-    #[arg(long)]
-    pub(crate) quiet: bool,
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .filter(|(k, _)| !k.is_empty())

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod progress;
 mod report;
+mod server;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
             Command::Consume(args) => commands::consume::run(args).await,
+            Command::Serve(args) => server::run(args).await,
         }
     });
     match result {

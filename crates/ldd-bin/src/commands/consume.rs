@@ -2,17 +2,18 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::{Args, ValueEnum};
 use ldd_core::Manifest;
 use ldd_sink_kafka::manifest_topic;
 use ldd_sink_kafka::readback::{CsvOutput, JsonlOutput, ReadBackConfig, RecordOutput};
 
 use super::shared::{print_problems, run_read_back};
-use crate::cli::{ConsumeArgs, OutputFormat};
 use crate::report::{per_sec, thousands};
 
 async fn load_manifest(args: &ConsumeArgs) -> anyhow::Result<Manifest> {
@@ -40,6 +41,55 @@ fn output(args: &ConsumeArgs) -> anyhow::Result<Option<Arc<dyn RecordOutput>>> {
         OutputFormat::Jsonl => Some(Arc::new(JsonlOutput::new(writer))),
         OutputFormat::Csv => Some(Arc::new(CsvOutput::new(writer))),
     })
+}
+
+/// What to do with the records read back.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Verify only.
+    Discard,
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Flags of this subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct ConsumeArgs {
+    /// Manifest file written by `ldd export`.
+    #[arg(long, conflicts_with = "export_id")]
+    pub(crate) manifest: Option<PathBuf>,
+    /// Export id to look up in the manifest topic.
+    #[arg(long)]
+    pub(crate) export_id: Option<String>,
+    /// Manifest topic to look the export id up in.
+    #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
+    pub(crate) manifest_topic: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "LDD_KAFKA_BROKERS")]
+    pub(crate) brokers: String,
+    /// Partitions read at once.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) parallelism: usize,
+    /// What to write.
+    #[arg(long, value_enum, default_value = "discard")]
+    pub(crate) output_format: OutputFormat,
+    /// Output file (`-` for stdout).
+    #[arg(long, default_value = "-")]
+    pub(crate) output: String,
+    /// Decode every record even when discarding (slower, stricter).
+    #[arg(long)]
+    pub(crate) decode: bool,
+    /// Seconds without a message before a partition is reported as stalled.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) idle_timeout_secs: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }
 
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {

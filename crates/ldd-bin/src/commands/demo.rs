@@ -4,13 +4,35 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::Args;
 use ldd_core::{GeneratorConfig, GeneratorSource};
 use ldd_sink_kafka::readback::ReadBackConfig;
 use ldd_sink_kafka::{EmbeddedCluster, KafkaSink, KafkaSinkConfig};
+use std::path::PathBuf;
 
 use super::shared::{export_options, print_problems, run_export, run_read_back};
-use crate::cli::DemoArgs;
+use crate::cli::EngineArgs;
 use crate::report::{megabytes, per_sec, thousands};
+
+/// Flags of this subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Records to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) records: u64,
+    /// Partitions of the demo topic. The embedded cluster keeps only ~5 MB per partition,
+    /// so the default spreads the data wide enough to keep all of it.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) partitions: u32,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Also write the manifest to this file.
+    #[arg(long)]
+    pub(crate) manifest_out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
 
 const TOPIC: &str = "ldd-demo";
 

@@ -4,12 +4,60 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::{Args, ValueEnum};
 use ldd_core::{DataSource, GeneratorConfig, GeneratorSource};
 use ldd_sink_kafka::{manifest_topic, KafkaSink, KafkaSinkConfig};
 
 use super::shared::{export_options, run_export};
-use crate::cli::{ExportArgs, SourceKind};
+use crate::cli::{parse_key_value, EngineArgs};
 use crate::report::{per_sec, thousands};
+
+/// Where the records come from.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SourceKind {
+    /// The synthetic IoT generator.
+    Generator,
+}
+
+/// Flags of this subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "LDD_KAFKA_BROKERS")]
+    pub(crate) brokers: String,
+    /// Destination topic.
+    #[arg(long)]
+    pub(crate) topic: String,
+    /// Create the topic with this many partitions if it does not exist.
+    #[arg(long)]
+    pub(crate) partitions: Option<u32>,
+    /// Source of the records.
+    #[arg(long, value_enum, default_value = "generator")]
+    pub(crate) source: SourceKind,
+    /// Records to generate (generator source).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) records: u64,
+    /// Points sharing each timestamp (generator source).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) points_per_timestamp: u32,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Export id (a new UUID by default).
+    #[arg(long)]
+    pub(crate) export_id: Option<String>,
+    /// Write the manifest here (`-` for stdout).
+    #[arg(long, default_value = "-")]
+    pub(crate) manifest_out: String,
+    /// Also publish the manifest to this topic (empty to skip).
+    #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
+    pub(crate) manifest_topic: String,
+    /// Extra librdkafka producer properties, `key=value` (repeatable).
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub(crate) kafka_options: Vec<(String, String)>,
+    /// No progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
 
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let source: Arc<dyn DataSource> = match args.source {
