@@ -19,9 +19,12 @@ struct IdRangeTable {
 
 impl IdRangeTable {
     fn row(id: i64) -> Record {
-        [("id", Value::Int(id)), ("name", Value::from(format!("row {id}")))]
-            .into_iter()
-            .collect()
+        [
+            ("id", Value::Int(id)),
+            ("name", Value::from(format!("row {id}"))),
+        ]
+        .into_iter()
+        .collect()
     }
 }
 
