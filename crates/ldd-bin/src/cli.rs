@@ -24,6 +24,10 @@ pub(crate) enum Command {
     /// Read an export back from Kafka using its manifest, verify it, and optionally write
     /// the records out.
     Consume(crate::commands::consume::ConsumeArgs),
+    /// List a database's datasets, or show one dataset's detail.
+    Datasets(crate::commands::datasets::DatasetsArgs),
+    /// Write generated IoT records into MongoDB or InfluxDB.
+    Load(crate::commands::load::LoadArgs),
     /// Serve the HTTP API (the original endpoints and the v1 API).
     Serve(crate::server::ServeArgs),
 }

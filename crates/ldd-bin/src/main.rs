@@ -2,9 +2,11 @@
 
 mod cli;
 mod commands;
+mod connect;
 mod progress;
 mod report;
 mod server;
+mod source_args;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,8 @@ fn main() -> ExitCode {
             Command::Export(args) => commands::export::run(args).await,
             Command::Consume(args) => commands::consume::run(args).await,
             Command::Serve(args) => server::run(args).await,
+            Command::Datasets(args) => commands::datasets::run(args).await,
+            Command::Load(args) => commands::load::run(args).await,
         }
     });
     match result {

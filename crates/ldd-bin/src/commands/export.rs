@@ -11,12 +11,17 @@ use ldd_sink_kafka::{manifest_topic, KafkaSink, KafkaSinkConfig};
 use super::shared::{export_options, run_export};
 use crate::cli::{parse_key_value, EngineArgs};
 use crate::report::{per_sec, thousands};
+use crate::source_args::{ConnectionArgs, DatasetArgs, DbType};
 
 /// Where the records come from.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum SourceKind {
     /// The synthetic IoT generator.
     Generator,
+    /// A MongoDB collection (`--url mongodb://...`).
+    Mongo,
+    /// An InfluxDB measurement (`--url http://...`).
+    Influx,
 }
 
 /// Flags of this subcommand.
@@ -34,6 +39,12 @@ pub(crate) struct ExportArgs {
     /// Source of the records.
     #[arg(long, value_enum, default_value = "generator")]
     pub(crate) source: SourceKind,
+    /// Connection to the database (mongo and influx sources).
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+    /// The dataset (mongo and influx sources).
+    #[command(flatten)]
+    pub(crate) dataset: DatasetArgs,
     /// Records to generate (generator source).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) records: u64,
@@ -66,6 +77,27 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             points_per_timestamp: args.points_per_timestamp,
             ..Default::default()
         })),
+        SourceKind::Mongo | SourceKind::Influx => {
+            let db_type = if matches!(args.source, SourceKind::Mongo) {
+                DbType::Mongo
+            } else {
+                DbType::Influx
+            };
+            if args.connection.db_type.is_some_and(|t| t != db_type) {
+                anyhow::bail!("--db-type contradicts --source; give only --source");
+            }
+            let connection = ConnectionArgs {
+                db_type: Some(db_type),
+                ..args.connection.clone()
+            }
+            .connect()
+            .await?;
+            let spec = args.dataset.spec()?;
+            connection
+                .open(&spec)
+                .await
+                .with_context(|| format!("opening dataset {}", spec.display_name()))?
+        }
     };
     let sink = KafkaSink::connect(KafkaSinkConfig {
         brokers: args.brokers.clone(),

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub(crate) mod consume;
+pub(crate) mod datasets;
 pub(crate) mod demo;
 pub(crate) mod export;
+pub(crate) mod load;
 mod shared;
