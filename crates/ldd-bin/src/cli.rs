@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Datasets(crate::commands::datasets::DatasetsArgs),
     /// Write generated IoT records into MongoDB or InfluxDB.
     Load(crate::commands::load::LoadArgs),
+    /// Benchmark ldd against bare baselines on a real broker, side by side.
+    Bench(crate::commands::bench::BenchArgs),
     /// Serve the HTTP API (the original endpoints and the v1 API).
     Serve(crate::server::ServeArgs),
 }

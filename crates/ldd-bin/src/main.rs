@@ -43,8 +43,10 @@ fn main() -> ExitCode {
             Command::Serve(args) => server::run(args).await,
             Command::Datasets(args) => commands::datasets::run(args).await,
             Command::Load(args) => commands::load::run(args).await,
+            Command::Bench(args) => commands::bench::run(args).await,
         }
     });
+    commands::bench::report_peak_rss_if_asked();
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod bench;
 pub(crate) mod consume;
 pub(crate) mod datasets;
 pub(crate) mod demo;

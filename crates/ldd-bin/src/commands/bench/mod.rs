@@ -1,0 +1,247 @@
+//! `ldd bench`: ldd next to bare baselines on the same data, interleaved in one run, so
+//! that only ratios taken side by side are reported (shared machines are noisy).
+
+mod baseline;
+mod rss;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Args;
+use ldd_core::{
+    export, ExportControl, ExportOptions, Format, GeneratorConfig, GeneratorSource,
+    JobCountPartitioner, Manifest,
+};
+use ldd_sink_kafka::readback::{read_back, ReadBackConfig};
+use ldd_sink_kafka::{Compression, EmbeddedCluster, KafkaSink, KafkaSinkConfig, TopicAdmin};
+
+pub(crate) use rss::report_if_asked as report_peak_rss_if_asked;
+use table::{Measure, Row};
+
+/// Flags of this subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Kafka bootstrap servers (use `--embedded` for an in-process cluster smoke run).
+    #[arg(long, env = "LDD_KAFKA_BROKERS", required_unless_present = "embedded")]
+    pub(crate) brokers: Option<String>,
+    /// Run against the embedded mock cluster (a smoke test of the harness, not a benchmark).
+    #[arg(long)]
+    pub(crate) embedded: bool,
+    /// Dataset sizes in records (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,5000000")]
+    pub(crate) sizes: Vec<u64>,
+    /// Formats (comma-separated): json is one record per message, jsonl/protobuf batched.
+    #[arg(long, value_delimiter = ',', default_value = "json,jsonl")]
+    pub(crate) formats: Vec<String>,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) partitions: u32,
+    /// Rounds of each baseline/ldd pair (interleaved); the best of each is reported.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) rounds: u32,
+    /// Export workers.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) workers: usize,
+    /// Also measure the peak RSS of `ldd export` / `ldd consume` child processes.
+    #[arg(long)]
+    pub(crate) rss: bool,
+    /// Classpath of Kafka's tools, to add `ProducerPerformance` as a reference line.
+    #[arg(long, env = "LDD_KAFKA_CLASSPATH")]
+    pub(crate) kafka_classpath: Option<String>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub(crate) json_out: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let formats = args
+        .formats
+        .iter()
+        .map(|f| f.parse::<Format>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.sizes.is_empty() || args.rounds == 0 || args.partitions == 0 {
+        anyhow::bail!("give at least one size, one round and one partition");
+    }
+    let embedded = if args.embedded {
+        Some(EmbeddedCluster::start(1)?)
+    } else {
+        None
+    };
+    let brokers = match (&embedded, &args.brokers) {
+        (Some(cluster), _) => cluster.bootstrap_servers(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => anyhow::bail!("give --brokers or --embedded"),
+    };
+    let bench = Bench {
+        brokers,
+        embedded,
+        partitions: args.partitions,
+        workers: args.workers,
+    };
+    let mut rows = Vec::new();
+    for &size in &args.sizes {
+        for &format in &formats {
+            let produce = bench.produce_pair(size, format, args.rounds).await?;
+            rows.push(produce.0);
+            rows.push(bench.read_back_pair(&produce.1, args.rounds).await?);
+        }
+        if let Some(cp) = &args.kafka_classpath {
+            rows.push(bench.kafka_perf_reference(cp, size).await?);
+        }
+        if args.rss && bench.embedded.is_none() {
+            rows.extend(rss::measure(&bench.brokers, size, bench.partitions).await?);
+        }
+    }
+    table::print(&rows);
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Bench {
+    brokers: String,
+    embedded: Option<EmbeddedCluster>,
+    partitions: u32,
+    workers: usize,
+}
+
+impl Bench {
+    async fn topic(&self, label: &str) -> anyhow::Result<String> {
+        let topic = format!("ldd-bench-{label}-{}", uuid::Uuid::new_v4().simple());
+        match &self.embedded {
+            Some(cluster) => cluster.create_topic(&topic, self.partitions as i32, 1)?,
+            None => {
+                TopicAdmin::new(self.brokers.clone())
+                    .create_topic(&topic, self.partitions, 1)
+                    .await?
+            }
+        }
+        Ok(topic)
+    }
+
+    async fn cleanup(&self, topic: &str) {
+        if self.embedded.is_none() {
+            if let Err(e) = TopicAdmin::new(self.brokers.clone())
+                .delete_topic(topic)
+                .await
+            {
+                tracing::warn!(%topic, error = %e, "could not delete a benchmark topic");
+            }
+        }
+    }
+
+    fn sink_config(&self, topic: &str) -> KafkaSinkConfig {
+        KafkaSinkConfig {
+            brokers: self.brokers.clone(),
+            topic: topic.into(),
+            compression: Compression::Lz4,
+            ..Default::default()
+        }
+    }
+
+    /// Bare producer then ldd, `rounds` times; returns the row and the last ldd manifest.
+    async fn produce_pair(
+        &self,
+        size: u64,
+        format: Format,
+        rounds: u32,
+    ) -> anyhow::Result<(Row, Manifest)> {
+        let generator = GeneratorConfig {
+            records: size,
+            ..Default::default()
+        };
+        let mut base = Measure::default();
+        let mut ours = Measure::default();
+        let mut manifest = None;
+        for _ in 0..rounds {
+            let topic = self.topic("base").await?;
+            let config = self.sink_config(&topic);
+            let (gen, parts) = (generator.clone(), self.partitions);
+            let m = tokio::task::spawn_blocking(move || {
+                baseline::produce(&config, &gen, format, parts)
+            })
+            .await??;
+            base.keep_best(m);
+            self.cleanup(&topic).await;
+
+            let topic = self.topic("ldd").await?;
+            let sink = KafkaSink::connect(self.sink_config(&topic)).await?;
+            let started = Instant::now();
+            let result = export(
+                Arc::new(GeneratorSource::new(generator.clone())),
+                Arc::new(sink),
+                &JobCountPartitioner::default(),
+                ExportOptions {
+                    format,
+                    workers: self.workers,
+                    ..Default::default()
+                },
+                ExportControl::default(),
+            )
+            .await?;
+            ours.keep_best(Measure {
+                records: result.total_records,
+                bytes: result.total_bytes,
+                seconds: started.elapsed().as_secs_f64(),
+                ..Default::default()
+            });
+            if let Some(old) = manifest.replace(result) {
+                self.cleanup(&old.topic).await;
+            }
+        }
+        let manifest = manifest.context("no round ran")?;
+        Ok((Row::new("produce", format, size, base, ours), manifest))
+    }
+
+    /// Bare consumer then ldd read-back (with verification) over the same manifest.
+    async fn read_back_pair(&self, manifest: &Manifest, rounds: u32) -> anyhow::Result<Row> {
+        let mut base = Measure::default();
+        let mut ours = Measure::default();
+        for _ in 0..rounds {
+            let (m, brokers) = (manifest.clone(), self.brokers.clone());
+            base.keep_best(
+                tokio::task::spawn_blocking(move || baseline::consume(&brokers, &m)).await??,
+            );
+            let (m, brokers) = (manifest.clone(), self.brokers.clone());
+            let started = Instant::now();
+            let report = tokio::task::spawn_blocking(move || {
+                read_back(&m, &ReadBackConfig::new(brokers), None)
+            })
+            .await??;
+            if !report.is_verified() {
+                anyhow::bail!(
+                    "read-back of the benchmark export did not verify: {:?}",
+                    report.problems.first()
+                );
+            }
+            ours.keep_best(Measure {
+                records: report.records,
+                bytes: report.bytes,
+                seconds: started.elapsed().as_secs_f64(),
+                ..Default::default()
+            });
+        }
+        self.cleanup(&manifest.topic).await;
+        Ok(Row::new(
+            "read-back",
+            manifest.format,
+            manifest.total_records,
+            base,
+            ours,
+        ))
+    }
+
+    /// Kafka's own `ProducerPerformance` with ~200-byte records, for reference.
+    async fn kafka_perf_reference(&self, classpath: &str, size: u64) -> anyhow::Result<Row> {
+        let topic = self.topic("perf").await?;
+        let measure = baseline::kafka_producer_perf(classpath, &self.brokers, &topic, size).await?;
+        self.cleanup(&topic).await;
+        Ok(Row::reference("kafka-producer-perf (200 B)", size, measure))
+    }
+}
