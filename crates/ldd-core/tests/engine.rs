@@ -1,5 +1,7 @@
 //! Engine behaviour against the in-memory sink: coverage, retries, failures, cancellation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

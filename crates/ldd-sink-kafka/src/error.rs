@@ -50,18 +50,18 @@ impl Error {
                 source: KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..),
                 ..
             } => false,
-            Error::Kafka { source, .. } => match source.rdkafka_error_code() {
+            Error::Kafka { source, .. } => !matches!(
+                source.rdkafka_error_code(),
                 Some(
                     RDKafkaErrorCode::InvalidConfig
-                    | RDKafkaErrorCode::UnknownTopicOrPartition
-                    | RDKafkaErrorCode::TopicAuthorizationFailed
-                    | RDKafkaErrorCode::ClusterAuthorizationFailed
-                    | RDKafkaErrorCode::MessageSizeTooLarge
-                    | RDKafkaErrorCode::InvalidTransactionalState
-                    | RDKafkaErrorCode::Fatal,
-                ) => false,
-                _ => true,
-            },
+                        | RDKafkaErrorCode::UnknownTopicOrPartition
+                        | RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::ClusterAuthorizationFailed
+                        | RDKafkaErrorCode::MessageSizeTooLarge
+                        | RDKafkaErrorCode::InvalidTransactionalState
+                        | RDKafkaErrorCode::Fatal
+                )
+            ),
             Error::Task(_) => true,
             Error::Config(_) | Error::UnknownTopic(_) | Error::Output(_) | Error::Decode(_) => {
                 false

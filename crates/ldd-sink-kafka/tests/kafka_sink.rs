@@ -1,6 +1,8 @@
 //! Kafka sink and read-back, on the embedded cluster and (opt-in, `--include-ignored`) on
 //! the real broker named by `LDD_TEST_KAFKA_BROKERS`. Both run the same scenarios.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -113,12 +115,10 @@ async fn messages_carry_headers_and_key(broker: Broker) {
     tpl.add_partition_offset(&topic, 0, Offset::Offset(first.first_offset.unwrap()))
         .unwrap();
     consumer.assign(&tpl).unwrap();
-    let msg = loop {
-        match consumer.poll(Duration::from_secs(10)) {
-            Some(Ok(m)) => break m,
-            Some(Err(e)) => panic!("consume failed: {e}"),
-            None => panic!("no message within 10 s"),
-        }
+    let msg = match consumer.poll(Duration::from_secs(10)) {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => panic!("consume failed: {e}"),
+        None => panic!("no message within 10 s"),
     };
     let headers: Vec<(String, String)> = msg
         .headers()

@@ -1,7 +1,7 @@
 //! Shared helpers of the Kafka integration tests: brokers (embedded or real) and random
 //! topic names.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use ldd_sink_kafka::{EmbeddedCluster, TopicAdmin};
 
