@@ -1,0 +1,129 @@
+//! The `ldd` binary end to end: demo (embedded) and export/consume/bench (real broker,
+//! opt-in with `--include-ignored`; scripts/test.sh runs them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+
+fn ldd() -> Command {
+    Command::cargo_bin("ldd").expect("ldd binary is built")
+}
+
+fn real_brokers() -> String {
+    std::env::var("LDD_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!("LDD_TEST_KAFKA_BROKERS is not set: run scripts/test.sh (it starts Kafka)")
+    })
+}
+
+#[test]
+fn demo_verifies_and_partition_ranges_add_up() {
+    let out = ldd()
+        .args(["demo", "--records", "60000", "--partitions", "4", "--quiet"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("verified: OK"), "{text}");
+    assert!(text.contains("per-partition records add up to 60,000"), "{text}");
+}
+
+#[test]
+fn demo_that_overflows_the_embedded_cluster_fails_loudly() {
+    // 1 partition, one uncompressed JSON record per message: far beyond the ~5 MB the
+    // embedded cluster keeps, so read-back must report truncation and exit 3.
+    let out = ldd()
+        .args(["demo", "--records", "60000", "--partitions", "1", "--quiet"])
+        .args(["--format", "json", "--compression", "none"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("verified: FAILED"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+}
+
+#[test]
+fn bad_flags_exit_non_zero_with_a_message() {
+    let out = ldd().args(["demo", "--partitions", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--partitions must be at least 1"));
+    let out = ldd()
+        .args(["export", "--brokers", "127.0.0.1:1", "--topic", "bad topic"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid Kafka topic name"));
+    let out = ldd()
+        .args(["consume", "--brokers", "127.0.0.1:1", "--manifest", "/nonexistent.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading the manifest"));
+}
+
+#[test]
+fn bench_harness_smoke_runs_on_the_embedded_cluster() {
+    let dir = std::env::temp_dir().join(format!("ldd-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = ldd()
+        .args(["bench", "--embedded", "--sizes", "5000", "--formats", "json,jsonl"])
+        .arg("--json-out")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["records"], 5000);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[ignore = "needs a real Kafka broker (LDD_TEST_KAFKA_BROKERS); scripts/test.sh runs it"]
+fn export_then_consume_against_the_real_broker() {
+    let brokers = real_brokers();
+    let topic = format!("ldd-test-cli-{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("ldd-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("manifest.json");
+    let out = ldd()
+        .args(["export", "--brokers", &brokers, "--topic", &topic, "--partitions", "3"])
+        .args(["--records", "50000", "--format", "protobuf", "--quiet", "--transactional"])
+        .args(["--export-id", &format!("cli-{}", std::process::id())])
+        .arg("--manifest-out")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = dir.join("out.csv");
+    let out = ldd()
+        .args(["consume", "--brokers", &brokers, "--quiet", "--output-format", "csv"])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--output")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("verified: OK"), "{err}");
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
+    assert_eq!(rows, 50_001); // header + records
+    // The manifest topic also holds it: consume by export id alone.
+    let out = ldd()
+        .args(["consume", "--brokers", &brokers, "--quiet"])
+        .args(["--export-id", &format!("cli-{}", std::process::id())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ldd_sink_kafka::TopicAdmin::new(brokers).delete_topic(&topic))
+        .unwrap();
+}
