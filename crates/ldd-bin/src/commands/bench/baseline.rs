@@ -154,7 +154,7 @@ pub(super) async fn kafka_producer_perf(
     topic: &str,
     records: u64,
 ) -> anyhow::Result<Measure> {
-    let out = tokio::process::Command::new("java")
+    let run = tokio::process::Command::new("java")
         .args([
             "-Xmx512m",
             "-cp",
@@ -176,8 +176,11 @@ pub(super) async fn kafka_producer_perf(
             "linger.ms=20",
             "batch.size=1048576",
         ])
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(900), run)
         .await
+        .context("Kafka's ProducerPerformance did not finish within 15 minutes")?
         .context("running Kafka's ProducerPerformance (is java installed?)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "N records sent, X records/sec (Y MB/sec), ..." — the last such line is the summary.

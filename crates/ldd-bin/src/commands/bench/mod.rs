@@ -89,7 +89,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             rows.push(produce.0);
             rows.push(bench.read_back_pair(&produce.1, args.rounds).await?);
         }
-        if let Some(cp) = &args.kafka_classpath {
+        // Kafka's tool needs a real broker; the embedded cluster is only for smoke runs.
+        if let (Some(cp), None) = (&args.kafka_classpath, &bench.embedded) {
             rows.push(bench.kafka_perf_reference(cp, size).await?);
         }
         if args.rss && bench.embedded.is_none() {
