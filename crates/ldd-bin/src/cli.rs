@@ -91,9 +91,9 @@ pub(crate) struct EngineArgs {
     /// Keep all jobs (the original drops one before rounding).
     #[arg(long)]
     pub(crate) no_drop_last: bool,
-    /// Chunks exported at once.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) workers: usize,
+    /// Chunks read and encoded at once (default: the number of CPUs).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
     /// Target payload size of batched formats, in KiB.
     #[arg(long, default_value_t = 128)]
     pub(crate) batch_kib: usize,

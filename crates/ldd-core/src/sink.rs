@@ -74,6 +74,14 @@ pub trait Sink: Send + Sync {
     /// Number of partitions of the destination.
     async fn partition_count(&self) -> Result<u32>;
 
+    /// Whether a worker slot may start its next chunk while the previous chunk's `commit`
+    /// is still waiting for acknowledgements. True for sinks whose writers hold no per-slot
+    /// resource during commit; false (the default) keeps commit inside the slot, as a
+    /// per-slot transactional producer needs.
+    fn overlapping_commits(&self) -> bool {
+        false
+    }
+
     /// Starts writing one chunk attempt.
     async fn open_chunk(&self, slot: usize, chunk: &ChunkContext) -> Result<Box<dyn ChunkWriter>>;
 }

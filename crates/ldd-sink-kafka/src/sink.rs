@@ -146,6 +146,12 @@ impl Sink for KafkaSink {
         Ok(self.partitions)
     }
 
+    /// The shared idempotent producer needs no slot while a chunk awaits its acks; a
+    /// transactional slot's producer is busy until the chunk's transaction commits.
+    fn overlapping_commits(&self) -> bool {
+        !self.config.transactional
+    }
+
     async fn open_chunk(
         &self,
         slot: usize,

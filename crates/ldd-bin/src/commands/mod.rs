@@ -6,4 +6,4 @@ pub(crate) mod datasets;
 pub(crate) mod demo;
 pub(crate) mod export;
 pub(crate) mod load;
-mod shared;
+pub(crate) mod shared;

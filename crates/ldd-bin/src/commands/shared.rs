@@ -19,7 +19,7 @@ pub(crate) fn export_options(engine: &EngineArgs, export_id: Option<String>) -> 
         export_id,
         format: engine.format.into(),
         batch_bytes: engine.batch_kib.saturating_mul(1024),
-        workers: engine.workers,
+        workers: engine.workers.unwrap_or_else(default_workers),
         retry: RetryPolicy {
             max_attempts: engine.attempts,
             ..Default::default()
@@ -27,6 +27,11 @@ pub(crate) fn export_options(engine: &EngineArgs, export_id: Option<String>) -> 
         transactional: engine.transactional,
         ..Default::default()
     }
+}
+
+/// One worker per CPU: encoding is CPU-bound, and more workers than cores only contend.
+pub(crate) fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// The original system's chunk rule from the flags.

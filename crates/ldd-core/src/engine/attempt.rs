@@ -6,6 +6,7 @@ use futures::StreamExt;
 
 use super::feeder::SentStats;
 use super::progress::{Counters, ExportEvent};
+use super::slots::SlotPool;
 use super::Shared;
 use crate::chunk::Chunk;
 use crate::error::{ChunkFailure, Error, Result};
@@ -17,14 +18,14 @@ use crate::value::Record;
 /// Runs a range chunk until it commits, fails for good, or the export is cancelled.
 pub(crate) async fn run_chunk(
     shared: &Shared,
-    slot: usize,
+    slots: &SlotPool,
     chunk: &Chunk,
 ) -> Result<ChunkManifest, ChunkOutcome> {
     let policy = shared.options.retry;
     let mut backoff = policy.initial_backoff;
     let mut attempt = 1;
     loop {
-        match run_attempt(shared, slot, chunk, attempt).await {
+        match run_attempt(shared, slots, chunk, attempt).await {
             Ok(manifest) => return Ok(manifest),
             Err(Error::Cancelled) => return Err(ChunkOutcome::Cancelled),
             Err(err) if err.is_retryable() && attempt < policy.max_attempts => {
@@ -62,14 +63,29 @@ pub(crate) enum ChunkOutcome {
 
 async fn run_attempt(
     shared: &Shared,
-    slot: usize,
+    slots: &SlotPool,
     chunk: &Chunk,
     attempt: u32,
 ) -> Result<ChunkManifest> {
+    let slot = tokio::select! {
+        _ = shared.control.cancel.cancelled() => return Err(Error::Cancelled),
+        slot = slots.acquire() => slot.ok_or(Error::Cancelled)?,
+    };
     let mut stream = shared.source.read(&chunk.range).await?;
-    let mut writer = shared.open(slot, chunk, attempt).await?;
+    let mut writer = shared.open(slot.id(), chunk, attempt).await?;
     let fed = feed_stream(shared, writer.as_mut(), &mut stream).await;
-    finish_attempt(shared, writer, chunk, attempt, fed).await
+    drop(stream);
+    // Waiting for acknowledgements needs no worker: when the sink allows, the slot starts
+    // its next chunk meanwhile, so the pipeline never drains between chunks.
+    let slot = if shared.sink.overlapping_commits() {
+        drop(slot);
+        None
+    } else {
+        Some(slot)
+    };
+    let result = finish_attempt(shared, writer, chunk, attempt, fed).await;
+    drop(slot);
+    result
 }
 
 async fn feed_stream(

@@ -7,9 +7,9 @@ mod attempt;
 mod feeder;
 mod options;
 mod progress;
+mod slots;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +22,7 @@ pub use progress::{ExportEvent, ExportObserver, Progress};
 use attempt::{run_chunk, run_scan_block, ChunkOutcome, ScanCursor};
 use feeder::Feeder;
 use progress::Counters;
+use slots::SlotPool;
 
 use crate::chunk::{Chunk, ChunkRange, ExportPlan};
 use crate::error::{ChunkFailure, Error, Result};
@@ -295,41 +296,29 @@ pub async fn execute_plan(
 
 type ChunkResult = std::result::Result<ChunkManifest, ChunkOutcome>;
 
-/// Runs range chunks on `workers` slots; each slot takes the next chunk when it is free.
+/// Runs range chunks, at most `workers` reading and encoding at once, in chunk order.
 async fn run_ranges(shared: &Arc<Shared>, pending: Vec<Chunk>) -> Vec<ChunkResult> {
-    let pending = Arc::new(pending);
-    let next = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(SlotPool::new(shared.options.workers));
     let mut tasks = JoinSet::new();
-    for slot in 0..shared.options.workers.min(pending.len()) {
-        let (shared, pending, next) = (shared.clone(), pending.clone(), next.clone());
+    for chunk in pending {
+        let (shared, slots) = (shared.clone(), slots.clone());
         tasks.spawn(async move {
-            let mut results = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = pending.get(i) else { break };
-                if shared.control.cancel.is_cancelled() {
-                    results.push(Err(ChunkOutcome::Cancelled));
-                    break;
-                }
-                let result = run_chunk(&shared, slot, chunk).await;
-                if let Ok(m) = &result {
-                    shared.control.emit(ExportEvent::ChunkCommitted(m.clone()));
-                }
-                results.push(result);
+            let result = run_chunk(&shared, &slots, &chunk).await;
+            if let Ok(m) = &result {
+                shared.control.emit(ExportEvent::ChunkCommitted(m.clone()));
             }
-            results
+            result
         });
     }
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(r) => results.extend(r),
-            Err(e) => results.push(Err(ChunkOutcome::Failed(ChunkFailure {
+        results.push(joined.unwrap_or_else(|e| {
+            Err(ChunkOutcome::Failed(ChunkFailure {
                 chunk_id: u32::MAX,
                 attempts: 0,
-                error: format!("worker task ended abnormally: {e}"),
-            }))),
-        }
+                error: format!("chunk task ended abnormally: {e}"),
+            }))
+        }));
     }
     results
 }

@@ -98,6 +98,10 @@ impl Sink for MemorySink {
         Ok(self.partitions)
     }
 
+    fn overlapping_commits(&self) -> bool {
+        true
+    }
+
     async fn open_chunk(&self, _slot: usize, chunk: &ChunkContext) -> Result<Box<dyn ChunkWriter>> {
         if chunk.partition >= self.partitions {
             return Err(Error::InvalidInput(format!(

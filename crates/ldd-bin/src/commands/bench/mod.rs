@@ -43,9 +43,9 @@ pub(crate) struct BenchArgs {
     /// Rounds of each baseline/ldd pair (interleaved); the best of each is reported.
     #[arg(long, default_value_t = 1)]
     pub(crate) rounds: u32,
-    /// Export workers.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) workers: usize,
+    /// Export workers (default: the number of CPUs).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
     /// Also measure the peak RSS of `ldd export` / `ldd consume` child processes.
     #[arg(long)]
     pub(crate) rss: bool,
@@ -80,7 +80,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         brokers,
         embedded,
         partitions: args.partitions,
-        workers: args.workers,
+        workers: args
+            .workers
+            .unwrap_or_else(crate::commands::shared::default_workers),
     };
     let mut rows = Vec::new();
     for &size in &args.sizes {
