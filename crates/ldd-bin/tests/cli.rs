@@ -22,9 +22,16 @@ fn demo_verifies_and_partition_ranges_add_up() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("verified: OK"), "{text}");
-    assert!(text.contains("per-partition records add up to 60,000"), "{text}");
+    assert!(
+        text.contains("per-partition records add up to 60,000"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -54,7 +61,13 @@ fn bad_flags_exit_non_zero_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid Kafka topic name"));
     let out = ldd()
-        .args(["consume", "--brokers", "127.0.0.1:1", "--manifest", "/nonexistent.json"])
+        .args([
+            "consume",
+            "--brokers",
+            "127.0.0.1:1",
+            "--manifest",
+            "/nonexistent.json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -67,12 +80,23 @@ fn bench_harness_smoke_runs_on_the_embedded_cluster() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let out = ldd()
-        .args(["bench", "--embedded", "--sizes", "5000", "--formats", "json,jsonl"])
+        .args([
+            "bench",
+            "--embedded",
+            "--sizes",
+            "5000",
+            "--formats",
+            "json,jsonl",
+        ])
         .arg("--json-out")
         .arg(&json)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 4);
@@ -92,17 +116,43 @@ fn export_then_consume_against_the_real_broker() {
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = dir.join("manifest.json");
     let out = ldd()
-        .args(["export", "--brokers", &brokers, "--topic", &topic, "--partitions", "3"])
-        .args(["--records", "50000", "--format", "protobuf", "--quiet", "--transactional"])
+        .args([
+            "export",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "--partitions",
+            "3",
+        ])
+        .args([
+            "--records",
+            "50000",
+            "--format",
+            "protobuf",
+            "--quiet",
+            "--transactional",
+        ])
         .args(["--export-id", &format!("cli-{}", std::process::id())])
         .arg("--manifest-out")
         .arg(&manifest)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = dir.join("out.csv");
     let out = ldd()
-        .args(["consume", "--brokers", &brokers, "--quiet", "--output-format", "csv"])
+        .args([
+            "consume",
+            "--brokers",
+            &brokers,
+            "--quiet",
+            "--output-format",
+            "csv",
+        ])
         .arg("--manifest")
         .arg(&manifest)
         .arg("--output")
@@ -114,13 +164,17 @@ fn export_then_consume_against_the_real_broker() {
     assert!(err.contains("verified: OK"), "{err}");
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
     assert_eq!(rows, 50_001); // header + records
-    // The manifest topic also holds it: consume by export id alone.
+                              // The manifest topic also holds it: consume by export id alone.
     let out = ldd()
         .args(["consume", "--brokers", &brokers, "--quiet"])
         .args(["--export-id", &format!("cli-{}", std::process::id())])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     tokio::runtime::Runtime::new()
         .unwrap()
