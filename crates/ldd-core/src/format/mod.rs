@@ -162,10 +162,18 @@ pub fn decode(format: Format, payload: &[u8]) -> Result<Vec<Record>> {
 pub fn count_records(format: Format, payload: &[u8]) -> Result<u32> {
     match format {
         Format::Json => Ok(1),
-        Format::Jsonl => Ok(payload
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.is_empty())
-            .count() as u32),
+        // One record per line; a plain byte count vectorizes (this runs on every message
+        // read back). Blank lines are not records.
+        Format::Jsonl => {
+            let newlines = payload.iter().filter(|b| **b == b'\n').count();
+            let unterminated = usize::from(payload.last().is_some_and(|b| *b != b'\n'));
+            let blank = payload
+                .windows(2)
+                .filter(|w| w[0] == b'\n' && w[1] == b'\n')
+                .count()
+                + usize::from(payload.first() == Some(&b'\n'));
+            Ok((newlines + unterminated - blank) as u32)
+        }
         Format::Protobuf => protobuf::count_batch(payload),
     }
 }

@@ -119,3 +119,22 @@ fn format_names_parse() {
     let err = "xml".parse::<Format>().unwrap_err().to_string();
     assert!(err.contains("use json, jsonl or protobuf"));
 }
+
+#[test]
+fn jsonl_counts_match_decoding_with_odd_line_endings() {
+    for payload in [
+        &b""[..],
+        b"{}",
+        b"{}\n",
+        b"{}\n{}",
+        b"\n{}\n\n{}\n",
+        b"\n\n",
+    ] {
+        assert_eq!(
+            count_records(Format::Jsonl, payload).unwrap() as usize,
+            decode(Format::Jsonl, payload).unwrap().len(),
+            "{:?}",
+            String::from_utf8_lossy(payload)
+        );
+    }
+}

@@ -220,9 +220,11 @@ impl PartitionReader<'_> {
                     "read_uncommitted"
                 },
             )
-            .set("fetch.max.bytes", "52428800")
-            .set("max.partition.fetch.bytes", "16777216")
-            .set("queued.max.messages.kbytes", "65536");
+            // One consumer per partition: keep each one's prefetch modest so that memory
+            // stays bounded with many partitions read at once.
+            .set("fetch.max.bytes", "16777216")
+            .set("max.partition.fetch.bytes", "8388608")
+            .set("queued.max.messages.kbytes", "16384");
         for (k, v) in &self.config.librdkafka {
             cfg.set(k, v);
         }
