@@ -20,7 +20,7 @@ pub(crate) enum Command {
     /// read-back and verification; print a report.
     Demo(crate::commands::demo::DemoArgs),
     /// Export a dataset into a Kafka topic and write its manifest.
-    Export(crate::commands::export::ExportArgs),
+    Export(Box<crate::commands::export::ExportArgs>),
     /// Read an export back from Kafka using its manifest, verify it, and optionally write
     /// the records out.
     Consume(crate::commands::consume::ConsumeArgs),

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => commands::demo::run(args).await,
-            Command::Export(args) => commands::export::run(args).await,
+            Command::Export(args) => commands::export::run(*args).await,
             Command::Consume(args) => commands::consume::run(args).await,
             Command::Serve(args) => server::run(args).await,
             Command::Datasets(args) => commands::datasets::run(args).await,
