@@ -89,9 +89,10 @@ pub trait Sink: Send + Sync {
 /// Writes the messages of one chunk attempt; either `commit` or `abort` ends it.
 #[async_trait]
 pub trait ChunkWriter: Send {
-    /// Queues one message; may wait when the destination pushes back. A failure here or
-    /// at `commit` fails the whole attempt.
-    async fn send(&mut self, message: OutMessage) -> Result<()>;
+    /// Queues messages, in sequence order; may wait when the destination pushes back.
+    /// Messages come in batches so that per-call costs are paid once per batch, not per
+    /// message. A failure here or at `commit` fails the whole attempt.
+    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<()>;
 
     /// Waits until every message is acknowledged (and the chunk's transaction, if any, is
     /// committed) and says where they landed.

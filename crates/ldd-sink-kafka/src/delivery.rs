@@ -1,7 +1,7 @@
 //! Delivery reports: per-chunk tracking of acknowledged offsets, and the in-flight byte
 //! budget that gives the engine backpressure.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::message::{DeliveryResult, Message};
@@ -12,23 +12,33 @@ use tokio::sync::{Notify, Semaphore};
 /// Budget unit: one permit is one KiB of payload in flight.
 pub(crate) const PERMIT_BYTES: usize = 1024;
 
-/// What the delivery callback learns about one chunk attempt.
-#[derive(Debug, Default)]
-struct TrackerState {
-    acked: u64,
-    first_offset: Option<i64>,
-    last_offset: Option<i64>,
-    partition: Option<i32>,
-    first_error: Option<String>,
-    failed: u64,
-}
-
-/// Tracks the deliveries of one chunk attempt.
-#[derive(Debug, Default)]
+/// Tracks the deliveries of one chunk attempt. The delivery callback runs once per message
+/// on the producer's thread, so the common path is lock-free.
+#[derive(Debug)]
 pub(crate) struct ChunkTracker {
     pending: AtomicU64,
-    state: Mutex<TrackerState>,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_offset: AtomicI64,
+    last_offset: AtomicI64,
+    partition: AtomicI32,
+    first_error: Mutex<Option<String>>,
     done: Notify,
+}
+
+impl Default for ChunkTracker {
+    fn default() -> Self {
+        ChunkTracker {
+            pending: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_offset: AtomicI64::new(i64::MAX),
+            last_offset: AtomicI64::new(i64::MIN),
+            partition: AtomicI32::new(-1),
+            first_error: Mutex::new(None),
+            done: Notify::new(),
+        }
+    }
 }
 
 /// The summary of a finished chunk attempt.
@@ -53,24 +63,23 @@ impl ChunkTracker {
     }
 
     fn record(&self, result: &DeliveryResult<'_>) {
-        {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            match result {
-                Ok(msg) => {
-                    st.acked += 1;
-                    let offset = msg.offset();
-                    st.first_offset = Some(st.first_offset.map_or(offset, |f| f.min(offset)));
-                    st.last_offset = Some(st.last_offset.map_or(offset, |l| l.max(offset)));
-                    st.partition = Some(msg.partition());
-                }
-                Err((err, _)) => {
-                    st.failed += 1;
-                    if st.first_error.is_none() {
-                        st.first_error = Some(err.to_string());
-                    }
+        match result {
+            Ok(msg) => {
+                let offset = msg.offset();
+                self.first_offset.fetch_min(offset, Ordering::Relaxed);
+                self.last_offset.fetch_max(offset, Ordering::Relaxed);
+                self.partition.store(msg.partition(), Ordering::Relaxed);
+                self.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((err, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if first.is_none() {
+                    *first = Some(err.to_string());
                 }
             }
         }
+        // AcqRel on `pending` publishes the updates above to whoever sees it reach zero.
         self.finish_one();
     }
 
@@ -94,14 +103,19 @@ impl ChunkTracker {
     }
 
     pub(crate) fn summary(&self) -> TrackerSummary {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let acked = self.acked.load(Ordering::Acquire);
+        let partition = self.partition.load(Ordering::Acquire);
         TrackerSummary {
-            acked: st.acked,
-            first_offset: st.first_offset,
-            last_offset: st.last_offset,
-            partition: st.partition,
-            first_error: st.first_error.clone(),
-            failed: st.failed,
+            acked,
+            first_offset: (acked > 0).then(|| self.first_offset.load(Ordering::Acquire)),
+            last_offset: (acked > 0).then(|| self.last_offset.load(Ordering::Acquire)),
+            partition: (partition >= 0).then_some(partition),
+            first_error: self
+                .first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            failed: self.failed.load(Ordering::Acquire),
         }
     }
 }

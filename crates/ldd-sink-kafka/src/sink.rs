@@ -237,6 +237,43 @@ impl KafkaChunkWriter {
             .insert(h(header::FORMAT, format))
     }
 
+    /// Hands one message to the producer, retrying while its queue is full.
+    async fn produce(&self, message: &OutMessage, permits: u32) -> ldd_core::Result<()> {
+        let headers = self.headers(message);
+        self.tracker.sent();
+        let token = Box::new(DeliveryToken {
+            tracker: self.tracker.clone(),
+            permits,
+        });
+        let mut record = BaseRecord::with_opaque_to(&self.sink.topic, token)
+            .partition(self.context.partition as i32)
+            .payload(&message.payload)
+            .headers(headers);
+        if let Some(key) = &self.key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The byte budget should prevent this; if librdkafka's own queue is
+                    // full anyway (e.g. a tiny passthrough limit), give it time to drain.
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((err, _)) => {
+                    self.tracker.unsent();
+                    self.sink.budget.add_permits(permits as usize);
+                    return Err(Error::kafka(
+                        format!("producing chunk {}", self.context.chunk_id),
+                        err,
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+
     /// Waits for every outstanding delivery report, bounded by the delivery timeout.
     async fn wait_for_reports(&self) -> Result<()> {
         let limit = self.sink.delivery_timeout + REPORT_GRACE;
@@ -271,47 +308,35 @@ impl KafkaChunkWriter {
 
 #[async_trait]
 impl ChunkWriter for KafkaChunkWriter {
-    async fn send(&mut self, message: OutMessage) -> ldd_core::Result<()> {
-        let permits = permits_for(message.payload.len(), self.sink.budget_permits);
+    async fn send(&mut self, messages: Vec<OutMessage>) -> ldd_core::Result<()> {
+        // One budget acquisition per batch; each message returns its own share on delivery.
+        let shares: Vec<u32> = messages
+            .iter()
+            .map(|m| permits_for(m.payload.len(), self.sink.budget_permits))
+            .collect();
+        let total: u32 = shares
+            .iter()
+            .sum::<u32>()
+            .min(self.sink.budget_permits as u32);
         self.sink
             .budget
-            .acquire_many(permits)
+            .acquire_many(total)
             .await
             .map_err(|_| ldd_core::Error::sink_msg("the sink is shut down", false))?
             .forget();
-        let headers = self.headers(&message);
-        self.tracker.sent();
-        let token = Box::new(DeliveryToken {
-            tracker: self.tracker.clone(),
-            permits,
-        });
-        let mut record = BaseRecord::with_opaque_to(&self.sink.topic, token)
-            .partition(self.context.partition as i32)
-            .payload(&message.payload)
-            .headers(headers);
-        if let Some(key) = &self.key {
-            record = record.key(key);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The byte budget should prevent this; if librdkafka's own queue is
-                    // full anyway (e.g. a tiny passthrough limit), give it time to drain.
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((err, _)) => {
-                    self.tracker.unsent();
-                    self.sink.budget.add_permits(permits as usize);
-                    return Err(Error::kafka(
-                        format!("producing chunk {}", self.context.chunk_id),
-                        err,
-                    )
-                    .into());
-                }
+        // Shares above the capped total (a batch larger than the whole budget) are not
+        // returned twice: the last messages carry only what is left.
+        let mut left = total;
+        for (message, share) in messages.iter().zip(shares) {
+            let permits = share.min(left);
+            left -= permits;
+            if let Err(e) = self.produce(message, permits).await {
+                // Return what the unsent messages hold.
+                self.sink.budget.add_permits(left as usize);
+                return Err(e);
             }
         }
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> ldd_core::Result<ChunkDelivery> {

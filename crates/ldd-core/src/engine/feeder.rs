@@ -18,12 +18,18 @@ pub(crate) struct SentStats {
     pub(crate) crc32: u32,
 }
 
+/// Messages handed to the writer per call, at most (by count or by payload bytes).
+const SEND_BATCH_MESSAGES: usize = 256;
+const SEND_BATCH_BYTES: usize = 1024 * 1024;
+
 pub(crate) struct Feeder<'w> {
     writer: &'w mut dyn ChunkWriter,
     encoder: Encoder,
     crc: crc32fast::Hasher,
     stats: SentStats,
     counters: Arc<Counters>,
+    batch: Vec<OutMessage>,
+    batch_bytes: usize,
 }
 
 impl<'w> Feeder<'w> {
@@ -39,6 +45,8 @@ impl<'w> Feeder<'w> {
             crc: crc32fast::Hasher::new(),
             stats: SentStats::default(),
             counters,
+            batch: Vec::with_capacity(SEND_BATCH_MESSAGES),
+            batch_bytes: 0,
         }
     }
 
@@ -54,34 +62,50 @@ impl<'w> Feeder<'w> {
         if let Some(message) = self.encoder.finish() {
             self.send(message).await?;
         }
+        self.flush().await?;
         self.stats.crc32 = self.crc.clone().finalize();
         Ok(self.stats)
     }
 
-    /// What has been sent so far (to take back from progress when the attempt fails).
+    /// What has been handed to the writer so far (to take back from progress when the
+    /// attempt fails).
     pub(crate) fn sent(&self) -> SentStats {
         self.stats
     }
 
     async fn send(&mut self, message: EncodedMessage) -> Result<()> {
         self.crc.update(&message.payload);
-        let bytes = message.payload.len() as u64;
-        let sequence = u32::try_from(self.stats.messages).map_err(|_| {
-            crate::Error::InvalidInput(
-                "a chunk exceeds 4 billion messages; plan more chunks".into(),
-            )
-        })?;
-        self.writer
-            .send(OutMessage {
-                payload: message.payload,
-                sequence,
-                records: message.records,
-            })
-            .await?;
-        self.stats.messages += 1;
-        self.stats.records += u64::from(message.records);
+        let sequence =
+            u32::try_from(self.stats.messages + self.batch.len() as u64).map_err(|_| {
+                crate::Error::InvalidInput(
+                    "a chunk exceeds 4 billion messages; plan more chunks".into(),
+                )
+            })?;
+        self.batch_bytes += message.payload.len();
+        self.batch.push(OutMessage {
+            payload: message.payload,
+            sequence,
+            records: message.records,
+        });
+        if self.batch.len() >= SEND_BATCH_MESSAGES || self.batch_bytes >= SEND_BATCH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let messages = self.batch.len() as u64;
+        let records: u64 = self.batch.iter().map(|m| u64::from(m.records)).sum();
+        let bytes = std::mem::take(&mut self.batch_bytes) as u64;
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SEND_BATCH_MESSAGES));
+        self.writer.send(batch).await?;
+        self.stats.messages += messages;
+        self.stats.records += records;
         self.stats.bytes += bytes;
-        self.counters.add(u64::from(message.records), bytes, 1);
+        self.counters.add(records, bytes, messages);
         Ok(())
     }
 }

@@ -132,15 +132,17 @@ struct MemoryWriter {
 
 #[async_trait]
 impl ChunkWriter for MemoryWriter {
-    async fn send(&mut self, message: OutMessage) -> Result<()> {
-        match self.fault {
-            Some(Fault::SendFails { sequence }) if sequence == message.sequence => {
-                return Err(Error::sink_msg("injected send failure", true))
+    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<()> {
+        for message in messages {
+            match self.fault {
+                Some(Fault::SendFails { sequence }) if sequence == message.sequence => {
+                    return Err(Error::sink_msg("injected send failure", true))
+                }
+                Some(Fault::Fatal) => return Err(Error::sink_msg("injected fatal failure", false)),
+                _ => {}
             }
-            Some(Fault::Fatal) => return Err(Error::sink_msg("injected fatal failure", false)),
-            _ => {}
+            self.pending.push(message);
         }
-        self.pending.push(message);
         Ok(())
     }
 
