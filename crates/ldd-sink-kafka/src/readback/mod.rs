@@ -224,7 +224,7 @@ impl PartitionReader<'_> {
             // stays bounded with many partitions read at once.
             .set("fetch.max.bytes", "16777216")
             .set("max.partition.fetch.bytes", "8388608")
-            .set("queued.max.messages.kbytes", "16384");
+            .set("queued.max.messages.kbytes", "8192");
         for (k, v) in &self.config.librdkafka {
             cfg.set(k, v);
         }
