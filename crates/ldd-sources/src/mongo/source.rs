@@ -113,6 +113,19 @@ fn mongo(context: &str, source: mongodb::error::Error) -> Error {
     }
 }
 
+/// Why the server could not split, in one line (driver errors carry a raw reply dump).
+fn split_unavailable_reason(err: &Error) -> String {
+    let text = err.to_string();
+    if text.contains("NotImplemented") || text.contains("not implemented") {
+        return "the server does not implement $bucketAuto (FerretDB 1.24 does not)".into();
+    }
+    let first = text.split(", labels").next().unwrap_or(&text);
+    format!(
+        "server-side split unavailable: {}",
+        first.chars().take(200).collect::<String>()
+    )
+}
+
 fn bson_kind(value: &Bson) -> String {
     format!("{:?}", value.element_type())
 }
@@ -128,11 +141,13 @@ impl DataSource for MongoSource {
     }
 
     async fn count(&self) -> ldd_core::Result<u64> {
-        Ok(self
-            .collection
-            .count_documents(self.filter.clone())
-            .await
-            .map_err(|e| mongo("counting documents", e))?)
+        // A whole collection is counted from metadata; FerretDB would otherwise scan it.
+        let count = if self.filter.is_empty() {
+            self.collection.estimated_document_count().await
+        } else {
+            self.collection.count_documents(self.filter.clone()).await
+        };
+        Ok(count.map_err(|e| mongo("counting documents", e))?)
     }
 
     async fn split(&self, chunks: usize, total: u64) -> ldd_core::Result<Split> {
@@ -156,7 +171,7 @@ impl DataSource for MongoSource {
                     kind: SplitKind::ScanOnly,
                     strategy: PlanStrategy {
                         name: "ordered-scan".into(),
-                        reason: Some(format!("server-side split unavailable: {err}")),
+                        reason: Some(split_unavailable_reason(&err)),
                         queries: 1,
                         duration_ms: 0,
                     },
