@@ -6,6 +6,8 @@
 //! dataset details and time ranges, loads synthetic data, and opens a dataset as an
 //! [`ldd_core::DataSource`] for the export engine.
 
+#[cfg(any(feature = "mongo", feature = "influx"))]
+pub mod baseline;
 pub mod connection;
 pub mod error;
 #[cfg(feature = "influx")]

@@ -3,6 +3,7 @@
 
 mod baseline;
 mod rss;
+mod sources;
 mod table;
 
 use std::path::PathBuf;
@@ -52,6 +53,15 @@ pub(crate) struct BenchArgs {
     /// Classpath of Kafka's tools, to add `ProducerPerformance` as a reference line.
     #[arg(long, env = "LDD_KAFKA_CLASSPATH")]
     pub(crate) kafka_classpath: Option<String>,
+    /// Also measure the MongoDB source path on this server (loads, then drops, a dataset).
+    #[arg(long, env = "LDD_TEST_MONGO_URL")]
+    pub(crate) mongo_url: Option<String>,
+    /// Also measure the InfluxDB source path on this server (loads, then drops, a dataset).
+    #[arg(long, env = "LDD_TEST_INFLUX_URL")]
+    pub(crate) influx_url: Option<String>,
+    /// Largest size for the source paths (loading is slow on some servers).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) source_max_size: u64,
     /// Write the results as JSON here.
     #[arg(long)]
     pub(crate) json_out: Option<PathBuf>,
@@ -94,6 +104,22 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         // Kafka's tool needs a real broker; the embedded cluster is only for smoke runs.
         if let (Some(cp), None) = (&args.kafka_classpath, &bench.embedded) {
             rows.push(bench.kafka_perf_reference(cp, size).await?);
+        }
+        if size <= args.source_max_size && bench.embedded.is_none() {
+            if let Some(url) = &args.influx_url {
+                rows.push(
+                    bench
+                        .source_pair(sources::Db::Influx, url, size, args.rounds)
+                        .await?,
+                );
+            }
+            if let Some(url) = &args.mongo_url {
+                rows.push(
+                    bench
+                        .source_pair(sources::Db::Mongo, url, size, args.rounds)
+                        .await?,
+                );
+            }
         }
         if args.rss && bench.embedded.is_none() {
             rows.extend(rss::measure(&bench.brokers, size, bench.partitions).await?);

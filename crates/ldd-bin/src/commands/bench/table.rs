@@ -49,6 +49,8 @@ pub(crate) struct Row {
     pub(crate) baseline_records_per_sec: Option<f64>,
     pub(crate) ldd_records_per_sec: f64,
     pub(crate) ratio: Option<f64>,
+    /// Extra detail (e.g. the planning strategy of a source path).
+    pub(crate) note: Option<String>,
 }
 
 impl Row {
@@ -69,6 +71,7 @@ impl Row {
             baseline_records_per_sec: Some(b),
             ldd_records_per_sec: o,
             ratio: (b > 0.0).then(|| o / b),
+            note: None,
         }
     }
 
@@ -83,18 +86,19 @@ impl Row {
             baseline_records_per_sec: None,
             ldd_records_per_sec: measure.records_per_sec(),
             ratio: None,
+            note: None,
         }
     }
 }
 
 pub(crate) fn print(rows: &[Row]) {
     println!(
-        "| path | format | records | baseline rec/s | ldd rec/s | ratio | ldd MB/s | peak RSS |"
+        "| path | format | records | baseline rec/s | ldd rec/s | ratio | ldd MB/s | peak RSS | note |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
             r.path,
             r.format.as_deref().unwrap_or("-"),
             r.records,
@@ -110,6 +114,7 @@ pub(crate) fn print(rows: &[Row]) {
             r.ldd
                 .peak_rss_mb
                 .map_or("-".into(), |v| format!("{v:.0} MB")),
+            r.note.as_deref().unwrap_or(""),
         );
     }
 }
