@@ -49,6 +49,20 @@ impl MongoSource {
     /// of about equal counts, equal values never split across buckets.
     async fn bucket_auto(&self, chunks: usize, total: u64) -> Result<Vec<PlannedRange>> {
         let field = self.split_field().to_owned();
+        // Probe on one document first: a server without $bucketAuto may only say so after
+        // running the stages before it over the whole collection.
+        let probe = vec![
+            doc! { "$limit": 1 },
+            doc! { "$bucketAuto": { "groupBy": format!("${field}"), "buckets": 1 } },
+        ];
+        let _: Vec<Document> = self
+            .collection
+            .aggregate(probe)
+            .await
+            .map_err(|e| mongo("$bucketAuto", e))?
+            .try_collect()
+            .await
+            .map_err(|e| mongo("$bucketAuto", e))?;
         let pipeline = vec![
             doc! { "$match": self.filter.clone() },
             doc! { "$bucketAuto": { "groupBy": format!("${field}"), "buckets": chunks as i64 } },
@@ -157,7 +171,7 @@ impl DataSource for MongoSource {
                 strategy: PlanStrategy {
                     name: format!("bucket-auto on {}", self.split_field()),
                     reason: None,
-                    queries: 1,
+                    queries: 2,
                     duration_ms: 0,
                 },
             }),
