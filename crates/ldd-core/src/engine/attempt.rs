@@ -108,11 +108,7 @@ async fn feed_stream(
         Ok(())
     }
     .await;
-    let sent = feeder.sent();
-    match result {
-        Ok(()) => (feeder.finish().await, sent),
-        Err(e) => (Err(e), sent),
-    }
+    feeder.close(result).await
 }
 
 /// Feeds exactly `records` records taken from a shared ordered scan into one chunk attempt.
@@ -141,11 +137,7 @@ pub(crate) async fn run_scan_block(
             Ok(())
         }
         .await;
-        let sent = feeder.sent();
-        match result {
-            Ok(()) => (feeder.finish().await, sent),
-            Err(e) => (Err(e), sent),
-        }
+        feeder.close(result).await
     };
     finish_attempt(shared, writer, chunk, 1, fed).await
 }

@@ -58,7 +58,7 @@ impl<'w> Feeder<'w> {
     }
 
     /// Sends the last partial payload; returns the attempt's totals.
-    pub(crate) async fn finish(mut self) -> Result<SentStats> {
+    async fn finish(mut self) -> Result<SentStats> {
         if let Some(message) = self.encoder.finish() {
             self.send(message).await?;
         }
@@ -67,10 +67,15 @@ impl<'w> Feeder<'w> {
         Ok(self.stats)
     }
 
-    /// What has been handed to the writer so far (to take back from progress when the
-    /// attempt fails).
-    pub(crate) fn sent(&self) -> SentStats {
-        self.stats
+    /// Ends feeding: after `fed` succeeded, sends what is left. Returns the attempt's totals
+    /// (or the error) and what had reached the writer, to take back from progress when the
+    /// attempt fails.
+    pub(crate) async fn close(self, fed: Result<()>) -> (Result<SentStats>, SentStats) {
+        let sent = self.stats;
+        match fed {
+            Ok(()) => (self.finish().await, sent),
+            Err(e) => (Err(e), sent),
+        }
     }
 
     async fn send(&mut self, message: EncodedMessage) -> Result<()> {
