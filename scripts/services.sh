@@ -198,7 +198,7 @@ start_mongo() {
   local dir="$RUN_DIR/ferretdb"
   rm -rf "$dir"
   mkdir -p "$dir"
-  launch mongo "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$dir/" \
+  launch mongo "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$dir/" --state-dir="$dir" \
     --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$MONGO_DEBUG_PORT" \
     --telemetry=disable --log-level=warn
   wait_for mongo 60 port_open "$MONGO_PORT"

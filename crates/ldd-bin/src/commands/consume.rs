@@ -1,4 +1,9 @@
 //! `ldd consume`: read an export back, verify it, and optionally write its records.
+//!
+//! The manifest comes from a file (`--manifest`), from an ldd server
+//! (`--server URL --export-id ID`), from the manifest topic (`--export-id ID`), or, like the
+//! original client, from triggering an export (`--trigger-url URL`: call an original
+//! `/data/export/?...` URL, take the answer's `exportId`, fetch its manifest, read back).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -7,41 +12,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use ldd_core::Manifest;
 use ldd_sink_kafka::manifest_topic;
 use ldd_sink_kafka::readback::{CsvOutput, JsonlOutput, ReadBackConfig, RecordOutput};
+use serde::Deserialize;
 
 use super::shared::{print_problems, run_read_back};
 use crate::report::{per_sec, thousands};
-
-async fn load_manifest(args: &ConsumeArgs) -> anyhow::Result<Manifest> {
-    if let Some(path) = &args.manifest {
-        let text = std::fs::read(path)
-            .with_context(|| format!("reading the manifest {}", path.display()))?;
-        return serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not an ldd manifest", path.display()));
-    }
-    let Some(id) = &args.export_id else {
-        anyhow::bail!("give --manifest FILE or --export-id ID (looked up in --manifest-topic)");
-    };
-    Ok(manifest_topic::fetch_manifest(&args.brokers, &args.manifest_topic, id).await?)
-}
-
-fn output(args: &ConsumeArgs) -> anyhow::Result<Option<Arc<dyn RecordOutput>>> {
-    let writer: Box<dyn Write + Send> = match args.output.as_str() {
-        "-" => Box::new(BufWriter::new(std::io::stdout())),
-        path => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {path}"))?,
-        )),
-    };
-    Ok(match args.output_format {
-        OutputFormat::Discard => None,
-        OutputFormat::Jsonl => Some(Arc::new(JsonlOutput::new(writer))),
-        OutputFormat::Csv => Some(Arc::new(CsvOutput::new(writer))),
-    })
-}
 
 /// What to do with the records read back.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,17 +37,34 @@ pub(crate) enum OutputFormat {
 #[derive(Debug, Args)]
 pub(crate) struct ConsumeArgs {
     /// Manifest file written by `ldd export`.
-    #[arg(long, conflicts_with = "export_id")]
+    #[arg(long, conflicts_with_all = ["export_id", "trigger_url"])]
     pub(crate) manifest: Option<PathBuf>,
-    /// Export id to look up in the manifest topic.
-    #[arg(long)]
+    /// Export id: fetched from `--server` when given, else from the manifest topic.
+    #[arg(long, conflicts_with = "trigger_url")]
     pub(crate) export_id: Option<String>,
+    /// An ldd server (`http://host:3001`) to fetch the manifest from
+    /// (`GET /v1/exports/{id}/manifest`).
+    #[arg(long, env = "LDD_SERVER")]
+    pub(crate) server: Option<String>,
+    /// Like the original client: call this export URL (an original
+    /// `/data/export/?...` or `/data/query-by-time/?...` URL of an ldd server), then read
+    /// back and verify the export it answers with.
+    #[arg(long)]
+    pub(crate) trigger_url: Option<String>,
+    /// Bearer token for the server. Prefer the environment variable: flags show in process
+    /// lists.
+    #[arg(long, env = "LDD_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// With --server: wait for a running export to finish instead of failing.
+    #[arg(long)]
+    pub(crate) wait: bool,
     /// Manifest topic to look the export id up in.
     #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
     pub(crate) manifest_topic: String,
-    /// Kafka bootstrap servers.
+    /// Kafka bootstrap servers (with --trigger-url, defaults to the answer's
+    /// kafkaBrokersStr).
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
-    pub(crate) brokers: String,
+    pub(crate) brokers: Option<String>,
     /// Partitions read at once.
     #[arg(long, default_value_t = 8)]
     pub(crate) parallelism: usize,
@@ -92,22 +88,245 @@ pub(crate) struct ConsumeArgs {
     pub(crate) quiet: bool,
 }
 
+/// The fields of an original export answer that consume checks.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TriggerAnswer {
+    #[serde(default)]
+    export_id: Option<String>,
+    total_messages: u64,
+    #[serde(default)]
+    offsets_data: Vec<String>,
+    #[serde(default)]
+    kafka_brokers_str: Option<String>,
+}
+
+/// A small HTTP client for the server.
+struct Http {
+    client: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Http {
+    fn new(token: Option<String>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("creating the HTTP client")?;
+        Ok(Http { client, token })
+    }
+
+    /// GETs `url`; answers the status and body text.
+    async fn get(&self, url: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        let mut request = self.client.get(url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("calling {}", without_query(url)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("reading the answer of {}", without_query(url)))?;
+        Ok((status, text))
+    }
+}
+
+/// The URL without its query string (for messages).
+fn without_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// The `message` of a JSON error answer, else the text itself.
+fn server_message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| text.trim().to_owned())
+}
+
+fn http_failure(what: &str, status: reqwest::StatusCode, text: &str) -> anyhow::Error {
+    let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+        "; give the server's token with --token or LDD_TOKEN"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("{what}: HTTP {status}: {}{hint}", server_message(text))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    Some(match parsed.port() {
+        Some(port) => format!("{}://{host}:{port}", parsed.scheme()),
+        None => format!("{}://{host}", parsed.scheme()),
+    })
+}
+
+/// Fetches a manifest from an ldd server, waiting for the export when asked.
+async fn manifest_from_server(
+    http: &Http,
+    server: &str,
+    id: &str,
+    wait: bool,
+) -> anyhow::Result<Manifest> {
+    let server = server.trim_end_matches('/');
+    let url = format!("{server}/v1/exports/{id}/manifest");
+    loop {
+        let (status, text) = http.get(&url).await?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .with_context(|| format!("the server's manifest of export {id} is not valid"));
+        }
+        if status == reqwest::StatusCode::CONFLICT && wait {
+            let (_, state) = http.get(&format!("{server}/v1/exports/{id}")).await?;
+            let state = serde_json::from_str::<serde_json::Value>(&state)
+                .ok()
+                .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            if ["queued", "planning", "running"].contains(&state.as_str()) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        return Err(http_failure(
+            &format!("fetching the manifest of export {id}"),
+            status,
+            &text,
+        ));
+    }
+}
+
+/// Where the manifest comes from, and what the trigger answered (to cross-check).
+async fn load_manifest(
+    args: &ConsumeArgs,
+    http: &Http,
+) -> anyhow::Result<(Manifest, Option<TriggerAnswer>)> {
+    if let Some(path) = &args.manifest {
+        let text = std::fs::read(path)
+            .with_context(|| format!("reading the manifest {}", path.display()))?;
+        let manifest = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not an ldd manifest", path.display()))?;
+        return Ok((manifest, None));
+    }
+    if let Some(url) = &args.trigger_url {
+        if !args.quiet {
+            eprintln!("triggering the export: {}", without_query(url));
+        }
+        let (status, text) = http.get(url).await?;
+        if !status.is_success() {
+            return Err(http_failure("the export failed", status, &text));
+        }
+        let answer: TriggerAnswer = serde_json::from_str(&text)
+            .context("the export answer is not an original export answer (no totalMessages)")?;
+        let Some(id) = answer.export_id.clone() else {
+            bail!("the export answer has no exportId, so its manifest cannot be found; trigger an ldd server");
+        };
+        let server = args.server.clone().or_else(|| origin_of(url));
+        let from_server = match &server {
+            Some(server) => manifest_from_server(http, server, &id, true).await,
+            None => Err(anyhow::anyhow!("no server to ask")),
+        };
+        let manifest = match from_server {
+            Ok(m) => m,
+            Err(server_err) => {
+                let brokers = brokers(args, Some(&answer))?;
+                manifest_topic::fetch_manifest(&brokers, &args.manifest_topic, &id)
+                    .await
+                    .with_context(|| format!("the server did not give the manifest ({server_err:#}), nor did the manifest topic"))?
+            }
+        };
+        return Ok((manifest, Some(answer)));
+    }
+    let Some(id) = &args.export_id else {
+        bail!("give --manifest FILE, --export-id ID (with --server URL, or looked up in --manifest-topic), or --trigger-url URL");
+    };
+    if let Some(server) = &args.server {
+        return Ok((
+            manifest_from_server(http, server, id, args.wait).await?,
+            None,
+        ));
+    }
+    let brokers = brokers(args, None)?;
+    Ok((
+        manifest_topic::fetch_manifest(&brokers, &args.manifest_topic, id).await?,
+        None,
+    ))
+}
+
+/// The brokers to read from.
+fn brokers(args: &ConsumeArgs, answer: Option<&TriggerAnswer>) -> anyhow::Result<String> {
+    args.brokers
+        .clone()
+        .or_else(|| answer.and_then(|a| a.kafka_brokers_str.clone()))
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("give the Kafka brokers with --brokers or LDD_KAFKA_BROKERS")
+        })
+}
+
+fn output(args: &ConsumeArgs) -> anyhow::Result<Option<Arc<dyn RecordOutput>>> {
+    if matches!(args.output_format, OutputFormat::Discard) {
+        return Ok(None);
+    }
+    let writer: Box<dyn Write + Send> = match args.output.as_str() {
+        "-" => Box::new(BufWriter::new(std::io::stdout())),
+        path => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {path}"))?,
+        )),
+    };
+    Ok(match args.output_format {
+        OutputFormat::Discard => None,
+        OutputFormat::Jsonl => Some(Arc::new(JsonlOutput::new(writer))),
+        OutputFormat::Csv => Some(Arc::new(CsvOutput::new(writer))),
+    })
+}
+
+/// Differences between what the trigger answered and the manifest.
+fn cross_check(answer: &TriggerAnswer, manifest: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    if answer.total_messages != manifest.total_messages {
+        problems.push(format!(
+            "the export answer says totalMessages {} but the manifest holds {}",
+            answer.total_messages, manifest.total_messages
+        ));
+    }
+    if !answer.offsets_data.is_empty() && answer.offsets_data != manifest.offsets_data() {
+        problems.push(format!(
+            "the export answer's offsetsData {:?} differ from the manifest's {:?}",
+            answer.offsets_data,
+            manifest.offsets_data()
+        ));
+    }
+    problems
+}
+
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let manifest = load_manifest(&args).await?;
+    let http = Http::new(args.token.clone())?;
+    let (manifest, answer) = load_manifest(&args, &http).await?;
     let config = ReadBackConfig {
         parallelism: args.parallelism,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         decode: args.decode,
         read_committed: true,
-        ..ReadBackConfig::new(args.brokers.clone())
+        ..ReadBackConfig::new(brokers(&args, answer.as_ref())?)
     };
+    let mismatches = answer
+        .as_ref()
+        .map(|a| cross_check(a, &manifest))
+        .unwrap_or_default();
     let out = output(&args)?;
     let (_, report) = run_read_back(manifest, config, out, args.quiet).await?;
     if args.json {
         eprintln!("{}", serde_json::to_string_pretty(&report)?);
     }
     eprintln!(
-        "read {} of {} records ({} messages) in {:.2} s = {} records/s; {} of {} chunks verified",
+        "export {}: read {} of {} records ({} messages) in {:.2} s = {} records/s; {} of {} chunks verified",
+        report.export_id,
         thousands(report.records),
         thousands(report.expected_records),
         thousands(report.messages),
@@ -116,12 +335,35 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         report.chunks_verified,
         report.chunks_total
     );
-    if report.is_verified() {
+    if report.is_verified() && mismatches.is_empty() {
         eprintln!("verified: OK");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("verified: FAILED ({} problems)", report.problems.len());
+        eprintln!(
+            "verified: FAILED ({} problems)",
+            report.problems.len() + mismatches.len()
+        );
+        for m in &mismatches {
+            eprintln!("  - {m}");
+        }
         print_problems(&report, 20);
         Ok(ExitCode::from(crate::EXIT_UNVERIFIED))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_messages() {
+        assert_eq!(
+            origin_of("http://h:3001/data/export/?x=1").as_deref(),
+            Some("http://h:3001")
+        );
+        assert_eq!(origin_of("https://h/data").as_deref(), Some("https://h"));
+        assert_eq!(server_message(r#"{"code":"x","message":"boom"}"#), "boom");
+        assert_eq!(server_message("plain\n"), "plain");
+        assert_eq!(without_query("http://h/p?token=1"), "http://h/p");
     }
 }

@@ -107,6 +107,9 @@ impl<'w> Feeder<'w> {
         let bytes = std::mem::take(&mut self.batch_bytes) as u64;
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SEND_BATCH_MESSAGES));
         self.writer.send(batch).await?;
+        // Encoding is CPU-bound and a fast source never makes the task wait: give the
+        // runtime's timers and I/O (progress, cancellation, other tasks) a turn per batch.
+        tokio::task::yield_now().await;
         self.stats.messages += messages;
         self.stats.records += records;
         self.stats.bytes += bytes;

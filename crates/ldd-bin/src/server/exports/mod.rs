@@ -1,0 +1,11 @@
+//! Exports run by the server: the request and status types, validation, the background
+//! manager and the runner.
+
+pub(crate) mod job;
+pub(crate) mod manager;
+mod metered;
+pub(crate) mod model;
+mod runner;
+
+pub(crate) use job::ExportJob;
+pub(crate) use manager::ExportManager;

@@ -1,0 +1,147 @@
+//! `/v1/connections`: create, list, get, delete.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiJson;
+use crate::server::connections::{ConnectionInfo, ConnectionSpec, DbType};
+use crate::server::error::{ApiResult, ErrorBody};
+use crate::server::ops;
+use crate::server::state::AppState;
+
+/// Body of `POST /v1/connections`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateConnection {
+    /// Name of the connection (1-128 of `A-Z a-z 0-9 . _ - : @`).
+    pub(crate) id: String,
+    /// Kind of database.
+    pub(crate) db_type: DbType,
+    /// Server URL (`mongodb://user:pass@host:27017/`, `http://host:8086`).
+    pub(crate) url: String,
+    /// InfluxDB 2.x/3.x token (stored, never shown).
+    #[serde(default)]
+    pub(crate) token: Option<String>,
+    /// InfluxDB organisation.
+    #[serde(default)]
+    pub(crate) org: Option<String>,
+    /// MongoDB: database used when a request names none.
+    #[serde(default)]
+    pub(crate) database: Option<String>,
+    /// InfluxDB 1.x user name.
+    #[serde(default)]
+    pub(crate) username: Option<String>,
+    /// InfluxDB 1.x password (stored, never shown).
+    #[serde(default)]
+    pub(crate) password: Option<String>,
+    /// InfluxDB query language: `auto` (default), `influxql` or `flux`.
+    #[serde(default)]
+    pub(crate) language: Option<String>,
+    /// InfluxDB record shape: `wide` (one record per point, default) or `narrow` (one per
+    /// field value, the original's shape).
+    #[serde(default)]
+    pub(crate) row_shape: Option<String>,
+}
+
+/// Answer of `GET /v1/connections`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConnectionList {
+    /// The connections, by id.
+    pub(crate) connections: Vec<ConnectionInfo>,
+}
+
+/// Registers a connection after checking that its server answers.
+#[utoipa::path(
+    post,
+    path = "/v1/connections",
+    tag = "connections",
+    request_body = CreateConnection,
+    responses(
+        (status = 201, description = "Registered", body = ConnectionInfo),
+        (status = 400, description = "The request is wrong", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 502, description = "The database did not answer", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateConnection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec = ConnectionSpec {
+        id: body.id,
+        db_type: body.db_type,
+        url: body.url,
+        token: body.token,
+        org: body.org,
+        database: body.database,
+        username: body.username,
+        password: body.password,
+        language: body.language,
+        row_shape: body.row_shape,
+    };
+    let info = ops::register(&state, spec, false).await?;
+    let location = format!("/v1/connections/{}", info.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(info),
+    ))
+}
+
+/// Lists the connections (never with secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/connections",
+    tag = "connections",
+    responses((status = 200, description = "The connections", body = ConnectionList)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> {
+    Json(ConnectionList {
+        connections: state.registry().list(),
+    })
+}
+
+/// One connection (never with secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}",
+    tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionInfo),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectionInfo>> {
+    Ok(Json(state.registry().info(&id)?))
+}
+
+/// Removes a connection.
+#[utoipa::path(
+    delete,
+    path = "/v1/connections/{id}",
+    tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    ops::unregister(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

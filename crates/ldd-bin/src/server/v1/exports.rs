@@ -1,0 +1,224 @@
+//! `/v1/exports`: background exports with progress, cancel, events and manifests.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::Json;
+use futures::stream::{self, BoxStream, StreamExt};
+use ldd_core::Manifest;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiJson, ApiQuery};
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::exports::model::{
+    ExportAccepted, ExportEventData, ExportRequest, ExportState, ExportStatus, Origin,
+};
+use crate::server::exports::ExportJob;
+use crate::server::state::AppState;
+
+/// Answer of `GET /v1/exports`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ExportList {
+    /// Exports, newest first, without manifests.
+    pub(crate) exports: Vec<ExportStatus>,
+}
+
+/// Filters of `GET /v1/exports`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only exports in this state.
+    pub(crate) state: Option<ExportState>,
+    /// At most this many (default 100, at most 1000).
+    pub(crate) limit: Option<usize>,
+}
+
+/// Starts an export in the background.
+#[utoipa::path(
+    post,
+    path = "/v1/exports",
+    tag = "exports",
+    request_body = ExportRequest,
+    responses(
+        (status = 202, description = "Accepted; follow it at status_url or events_url", body = ExportAccepted),
+        (status = 400, description = "The request is wrong", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The export id is taken", body = ErrorBody),
+        (status = 503, description = "The server is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ExportRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let job = ExportJob::build(request, &state.config().exports, Origin::V1)?;
+    let handle = state.exports().submit(job).await?;
+    let accepted = ExportAccepted::new(&handle.id, handle.current().state);
+    let location = accepted.status_url.clone();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(accepted),
+    ))
+}
+
+/// Lists exports, newest first (running ones with live progress).
+#[utoipa::path(
+    get,
+    path = "/v1/exports",
+    tag = "exports",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The exports", body = ExportList),
+        (status = 400, description = "A filter is wrong", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ExportList>> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(ExportList {
+        exports: state.exports().list(query.state, limit).await?,
+    }))
+}
+
+/// One export: state, progress (records/s, ETA), plan, error, and the manifest once
+/// succeeded.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}",
+    tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 200, description = "The export", body = ExportStatus),
+        (status = 404, description = "No such export", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExportStatus>> {
+    Ok(Json(state.exports().get(&id).await?))
+}
+
+/// Cancels a queued or running export; it ends as `cancelled` (committed chunks stay in
+/// the topic, no manifest is made).
+#[utoipa::path(
+    delete,
+    path = "/v1/exports/{id}",
+    tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 202, description = "Cancelling; the status as it was", body = ExportStatus),
+        (status = 404, description = "No such export", body = ErrorBody),
+        (status = 409, description = "The export already ended", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let status = state.exports().cancel(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(status.summary())))
+}
+
+/// The manifest of a succeeded export (what `ldd consume --server` reads).
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}/manifest",
+    tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 200, description = "The manifest", body = Object),
+        (status = 404, description = "No such export", body = ErrorBody),
+        (status = 409, description = "The export has not succeeded (yet)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn manifest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Manifest>> {
+    let status = state.exports().get(&id).await?;
+    match (status.state, status.manifest) {
+        (ExportState::Succeeded, Some(m)) => Ok(Json(m)),
+        (state, _) if !state.is_terminal() => Err(ApiError::Conflict(format!(
+            "export `{id}` is {}; its manifest exists once it succeeds (follow GET /v1/exports/{id}/events)",
+            state.as_str()
+        ))),
+        (state, _) => Err(ApiError::Conflict(format!(
+            "export `{id}` ended as {} and has no manifest{}",
+            state.as_str(),
+            status.error.map(|e| format!(": {e}")).unwrap_or_default()
+        ))),
+    }
+}
+
+type EventStream = BoxStream<'static, Result<Event, Infallible>>;
+
+fn event(status: &ExportStatus) -> Event {
+    let name = if status.state.is_terminal() {
+        "done"
+    } else {
+        "progress"
+    };
+    Event::default()
+        .event(name)
+        .json_data(ExportEventData::from(status))
+        .unwrap_or_else(|_| Event::default().event(name).data(status.state.as_str()))
+}
+
+/// Emits the current status, then every change, and ends after the final state.
+fn follow(rx: watch::Receiver<ExportStatus>) -> EventStream {
+    stream::unfold((rx, true, false), |(mut rx, first, finished)| async move {
+        if finished {
+            return None;
+        }
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let status = rx.borrow_and_update().clone();
+        let done = status.state.is_terminal();
+        Some((Ok(event(&status)), (rx, false, done)))
+    })
+    .boxed()
+}
+
+/// Streams the export's progress as server-sent events: `progress` events while it runs
+/// (about twice a second), then one `done` event with the final state; each event's data
+/// is the export's id, state, progress, plan and error.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}/events",
+    tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 200, description = "`text/event-stream` of `progress` events and a final `done` event", content_type = "text/event-stream", body = ExportEventData),
+        (status = 404, description = "No such export", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let stream = match state.exports().live(&id) {
+        Some(handle) => follow(handle.subscribe()),
+        None => {
+            let status = state.exports().get(&id).await?;
+            stream::once(async move { Ok(event(&status)) }).boxed()
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
