@@ -65,9 +65,9 @@ pub(crate) struct ConsumeArgs {
     /// kafkaBrokersStr).
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) brokers: Option<String>,
-    /// Partitions read at once.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) parallelism: usize,
+    /// Partitions read at once (default: two per CPU, at most 16).
+    #[arg(long)]
+    pub(crate) parallelism: Option<usize>,
     /// What to write.
     #[arg(long, value_enum, default_value = "discard")]
     pub(crate) output_format: OutputFormat,
@@ -309,7 +309,9 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let http = Http::new(args.token.clone())?;
     let (manifest, answer) = load_manifest(&args, &http).await?;
     let config = ReadBackConfig {
-        parallelism: args.parallelism,
+        parallelism: args
+            .parallelism
+            .unwrap_or_else(ldd_sink_kafka::readback::default_parallelism),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         decode: args.decode,
         read_committed: true,

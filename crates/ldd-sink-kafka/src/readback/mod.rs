@@ -49,13 +49,21 @@ impl ReadBackConfig {
     pub fn new(brokers: impl Into<String>) -> Self {
         ReadBackConfig {
             brokers: brokers.into(),
-            parallelism: 8,
+            parallelism: default_parallelism(),
             idle_timeout: Duration::from_secs(30),
             decode: false,
             read_committed: true,
             librdkafka: BTreeMap::new(),
         }
     }
+}
+
+/// Two partition readers per CPU (each waits on the network part of the time), at most 16:
+/// every reader holds its own prefetch buffers, so more readers cost memory, not speed.
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 2)
+        .clamp(2, 16)
 }
 
 /// Optional callbacks of a read-back.
