@@ -230,9 +230,9 @@ impl PartitionReader<'_> {
             )
             // One consumer per partition: keep each one's prefetch modest so that memory
             // stays bounded with many partitions read at once.
-            .set("fetch.max.bytes", "16777216")
-            .set("max.partition.fetch.bytes", "8388608")
-            .set("queued.max.messages.kbytes", "8192");
+            .set("fetch.max.bytes", "8388608")
+            .set("max.partition.fetch.bytes", "4194304")
+            .set("queued.max.messages.kbytes", "32768");
         for (k, v) in &self.config.librdkafka {
             cfg.set(k, v);
         }
