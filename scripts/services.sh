@@ -260,6 +260,7 @@ check_names() {
 }
 
 cmd_start() {
+  need curl "apt-get install curl"
   mkdir -p "$RUN_DIR"
   cmd_install "$@"
   local svc
