@@ -65,8 +65,8 @@ pub enum MessageKey {
     None,
 }
 
-/// How the Kafka sink produces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How the Kafka sink produces. `Debug` hides passthrough values that look like secrets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSinkConfig {
     /// Bootstrap servers, `host:port[,host:port...]`.
@@ -115,6 +115,41 @@ impl Default for KafkaSinkConfig {
             delivery_timeout: Duration::from_secs(120),
             librdkafka: BTreeMap::new(),
         }
+    }
+}
+
+/// Whether a librdkafka property holds a secret (passwords, keys, JAAS configs, tokens).
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "jaas", "token", "key.pem", "private"]
+        .iter()
+        .any(|needle| key.contains(needle))
+}
+
+impl fmt::Debug for KafkaSinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let passthrough: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_property(k) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaSinkConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("create_partitions", &self.create_partitions)
+            .field("compression", &self.compression)
+            .field("transactional", &self.transactional)
+            .field("linger_ms", &self.linger_ms)
+            .field("batch_size", &self.batch_size)
+            .field("librdkafka", &passthrough)
+            .finish_non_exhaustive()
     }
 }
 
@@ -293,6 +328,17 @@ mod tests {
         }
         validate_topic_name("ok.topic_name-1").unwrap();
         assert!("gzip".parse::<Compression>().is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut cfg = config();
+        cfg.librdkafka
+            .insert("sasl.password".into(), "hunter2".into());
+        cfg.librdkafka.insert("linger.ms".into(), "5".into());
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("\"linger.ms\": \"5\""), "{shown}");
     }
 
     #[test]
