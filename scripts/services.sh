@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Installs, starts, checks and stops the real services ldd's tests and benchmarks use:
-# Apache Kafka (KRaft, single node), FerretDB (MongoDB wire protocol) and InfluxDB 1.8
-# with Flux, all on 127.0.0.1. Downloads and builds are cached outside the repository.
+# Installs, starts, checks and stops the real services that ldd's tests and benchmarks use:
+# Apache Kafka (single node, KRaft), FerretDB (MongoDB wire protocol, SQLite backend) and
+# InfluxDB 1.8 with Flux. Everything listens on 127.0.0.1 on fixed, non-default ports.
 #
-#   scripts/services.sh install            # fetch/build everything (idempotent)
-#   scripts/services.sh start [svc...]     # install if needed, start, health-check
-#   scripts/services.sh stop [svc...]      # stop by pid file, remove data
+#   scripts/services.sh install [svc...]   # fetch/build (idempotent, fast when cached)
+#   scripts/services.sh start [svc...]     # install if needed, start fresh, health-check
+#   scripts/services.sh stop [svc...]      # stop by pid file, remove the data (logs stay)
 #   scripts/services.sh status             # up/down per service
-#   scripts/services.sh env                # the env vars the tests read
+#   scripts/services.sh env                # the variables the tests read (for eval)
 #
-# Services: kafka, mongo, influx. Overrides: LDD_CACHE_DIR (default ~/.cache/ldd),
-# LDD_RUN_DIR (default $LDD_CACHE_DIR/run).
+# Services: kafka, mongo (FerretDB), influx. No service names means all three.
+# Environment: LDD_CACHE_DIR (default ~/.cache/ldd) holds the builds and jars, one directory
+# per version; LDD_RUN_DIR (default $LDD_CACHE_DIR/run) holds data, pid files and logs;
+# LDD_KAFKA_HEAP (default 1g) is the broker's heap; LDD_START_TIMEOUT (default 90) is how many
+# seconds a service may take to become healthy.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE_DIR="${LDD_CACHE_DIR:-$HOME/.cache/ldd}"
-RUN_DIR="${LDD_RUN_DIR:-$CACHE_DIR/run}"
+CACHE_DIR="$(realpath -m "${LDD_CACHE_DIR:-$HOME/.cache/ldd}")"
+RUN_DIR="$(realpath -m "${LDD_RUN_DIR:-$CACHE_DIR/run}")"
+LOG_DIR="$RUN_DIR/logs"
+START_TIMEOUT="${LDD_START_TIMEOUT:-90}"
+KAFKA_HEAP="${LDD_KAFKA_HEAP:-1g}"
 
 KAFKA_VERSION=4.1.2
 FERRETDB_VERSION=v1.24.2
@@ -35,53 +41,100 @@ INFLUXD_BIN="$CACHE_DIR/influxdb-$INFLUXDB_VERSION/bin/influxd"
 ALL_SERVICES=(kafka mongo influx)
 
 log() { printf '[services] %s\n' "$*" >&2; }
-die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
-
+die() {
+  printf '[services] error: %s\n' "$*" >&2
+  exit 1
+}
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required but not installed ($2)"; }
+
+data_dir() {
+  case "$1" in
+    kafka) echo "$RUN_DIR/kafka" ;;
+    mongo) echo "$RUN_DIR/ferretdb" ;;
+    influx) echo "$RUN_DIR/influxdb" ;;
+  esac
+}
+main_port() {
+  case "$1" in
+    kafka) echo "$KAFKA_PORT" ;;
+    mongo) echo "$MONGO_PORT" ;;
+    influx) echo "$INFLUX_PORT" ;;
+  esac
+}
+ports() {
+  case "$1" in
+    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
+    mongo) echo "$MONGO_PORT $MONGO_DEBUG_PORT" ;;
+    influx) echo "$INFLUX_PORT $INFLUX_RPC_PORT" ;;
+  esac
+}
+log_file() { echo "$LOG_DIR/$1.log"; }
+pid_file() { echo "$RUN_DIR/$1.pid"; }
 
 # ---------------------------------------------------------------- install
 
+# The jars depend on the pom too (e.g. the log4j version): a changed pom means a new install.
+kafka_pom_sum() { sha256sum "$SCRIPT_DIR/kafka/pom.xml" | cut -d' ' -f1; }
+
 install_kafka() {
-  if [ -f "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then return; fi
-  need mvn "install Maven (apt-get install maven)"
-  need java "install a Java 17 runtime"
-  log "collecting Apache Kafka $KAFKA_VERSION jars from Maven Central"
+  if [ -f "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ] &&
+    [ "$(cat "$KAFKA_HOME/pom.sha256" 2>/dev/null)" = "$(kafka_pom_sum)" ]; then
+    return
+  fi
+  need mvn "e.g. apt-get install maven"
+  need java "a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless"
+  log "kafka: collecting the Apache Kafka $KAFKA_VERSION jars from Maven Central"
   local tmp="$KAFKA_HOME.tmp"
   rm -rf "$tmp"
-  mvn -q -B -f "$SCRIPT_DIR/kafka/pom.xml" dependency:copy-dependencies \
-    -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >/dev/null
+  mkdir -p "$tmp"
+  mvn -B -Dstyle.color=never -f "$SCRIPT_DIR/kafka/pom.xml" dependency:copy-dependencies \
+    -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime -DoutputDirectory="$tmp/libs" \
+    >"$tmp/mvn.log" 2>&1 || {
+    tail -n 30 "$tmp/mvn.log" >&2
+    die "kafka: mvn dependency:copy-dependencies failed (log: $tmp/mvn.log)"
+  }
+  [ -f "$tmp/libs/kafka_2.13-$KAFKA_VERSION.jar" ] || die "kafka: the broker jar is missing after mvn"
+  kafka_pom_sum >"$tmp/pom.sha256"
   rm -rf "$KAFKA_HOME"
   mv "$tmp" "$KAFKA_HOME"
 }
 
 install_ferretdb() {
-  if [ -x "$FERRETDB_BIN" ]; then return; fi
-  need go "install Go"
-  log "building FerretDB $FERRETDB_VERSION"
-  # `go install` of FerretDB panics at start: its module lacks build/version/version.txt.
-  # Build from a writable copy of the module with that file written.
-  (cd "$CACHE_DIR" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" >/dev/null)
-  local mod_dir
-  mod_dir="$(cd "$CACHE_DIR" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
-  [ -d "$mod_dir" ] || die "could not download the FerretDB module"
-  local src="$CACHE_DIR/ferretdb-src"
+  [ -x "$FERRETDB_BIN" ] && return
+  need go "install Go 1.24 or newer"
+  log "mongo: building FerretDB $FERRETDB_VERSION from its Go module"
+  # A plain `go install .../cmd/ferretdb@version` gives a binary that panics at start: the
+  # module lacks the generated build/version/version.txt. Build a writable copy with it.
+  local home mod_dir src
+  home="$(dirname "$(dirname "$FERRETDB_BIN")")"
+  mkdir -p "$home"
+  mod_dir="$(cd "$home" && GO111MODULE=on go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  if [ -z "$mod_dir" ] || [ ! -d "$mod_dir" ]; then die "mongo: could not download the FerretDB module"; fi
+  src="$home/src.tmp"
   rm -rf "$src"
   cp -r "$mod_dir" "$src"
   chmod -R u+w "$src"
-  echo "$FERRETDB_VERSION" > "$src/build/version/version.txt"
+  echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
   mkdir -p "$(dirname "$FERRETDB_BIN")"
-  (cd "$src" && go build -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)
+  (cd "$src" && go build -buildvcs=false -trimpath -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb) ||
+    die "mongo: building FerretDB failed"
   mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
   rm -rf "$src"
 }
 
 install_influx() {
-  if [ -x "$INFLUXD_BIN" ]; then return; fi
-  need go "install Go"
-  log "building InfluxDB $INFLUXDB_VERSION (with Flux)"
-  mkdir -p "$(dirname "$INFLUXD_BIN")"
-  GOBIN="$(dirname "$INFLUXD_BIN")" go install -ldflags "-X main.version=${INFLUXDB_VERSION#v}" \
-    "github.com/influxdata/influxdb/cmd/influxd@$INFLUXDB_VERSION"
+  [ -x "$INFLUXD_BIN" ] && return
+  need go "install Go 1.24 or newer"
+  log "influx: building InfluxDB $INFLUXDB_VERSION (with Flux) from its Go module"
+  local bin_dir
+  bin_dir="$(dirname "$INFLUXD_BIN")"
+  mkdir -p "$bin_dir"
+  # The version is stamped so that /ping reports it (X-Influxdb-Version).
+  GOBIN="$bin_dir" GO111MODULE=on go install -buildvcs=false -trimpath \
+    -ldflags "-X main.version=${INFLUXDB_VERSION#v}" \
+    "github.com/influxdata/influxdb/cmd/influxd@$INFLUXDB_VERSION" ||
+    die "influx: building InfluxDB failed"
 }
 
 cmd_install() {
@@ -98,54 +151,83 @@ cmd_install() {
 
 # ---------------------------------------------------------------- processes
 
-pid_file() { echo "$RUN_DIR/$1.pid"; }
-
-is_running() {
+# The pid in the pid file, if that process is alive and is ours: every service gets a path
+# under the run directory on its command line, which guards against a reused pid.
+running_pid() {
   local f pid
   f="$(pid_file "$1")"
   [ -f "$f" ] || return 1
   pid="$(cat "$f")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$RUN_DIR/" || return 1
+  echo "$pid"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_for() { # name seconds command...
-  local name="$1" secs="$2"
-  shift 2
-  local deadline=$((SECONDS + secs))
+show_log_tail() {
+  local f
+  f="$(log_file "$1")"
+  if [ -f "$f" ]; then
+    printf -- '---- last lines of %s ----\n' "$f" >&2
+    tail -n 40 "$f" >&2
+    printf -- '----\n' >&2
+  fi
+}
+
+# Runs "$@" until it succeeds; fails if the service exits or the deadline passes.
+wait_healthy() { # name deadline(SECONDS value) what command...
+  local name="$1" deadline="$2" what="$3"
+  shift 3
   until "$@"; do
-    if ! is_running "$name"; then
-      tail -n 40 "$RUN_DIR/$name.log" >&2 || true
-      die "$name exited during start-up (log: $RUN_DIR/$name.log)"
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      tail -n 40 "$RUN_DIR/$name.log" >&2 || true
-      die "$name did not become healthy within ${secs}s (log: $RUN_DIR/$name.log)"
-    fi
+    running_pid "$name" >/dev/null || fail_start "$name" "exited during start-up"
+    [ "$SECONDS" -lt "$deadline" ] || fail_start "$name" "$what not ready within ${START_TIMEOUT}s"
     sleep 0.5
   done
+}
+
+# Shows the log, stops what was launched (nothing is left running) and fails.
+fail_start() { # name message
+  show_log_tail "$1"
+  stop_one "$1"
+  die "$1: $2 (log: $(log_file "$1"))"
 }
 
 launch() { # name command...
   local name="$1"
   shift
-  nohup "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null &
+  mkdir -p "$LOG_DIR"
+  nohup "$@" >"$(log_file "$name")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$name")"
 }
 
 # ---------------------------------------------------------------- kafka
 
-kafka_java() { java -cp "$KAFKA_HOME/libs/*" "$@"; }
+# Light JVM for the short-lived Kafka tools (health check, admin commands).
+kafka_tool() {
+  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dlog4j2.level=WARN \
+    -cp "$KAFKA_HOME/libs/*" "$@"
+}
 
-kafka_topics_ok() {
-  kafka_java -Xmx256m org.apache.kafka.tools.TopicCommand \
+kafka_metadata_ok() {
+  kafka_tool org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
 }
 
+# A cluster id as Kafka makes them: 16 random bytes, URL-safe base64, no padding, no leading '-'.
+kafka_cluster_id() {
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [ "${id:0:1}" != "-" ] && break
+  done
+  echo "$id"
+}
+
 start_kafka() {
-  local dir="$RUN_DIR/kafka"
-  rm -rf "$dir"
+  need java "a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless"
+  local dir="$RUN_DIR/kafka" deadline=$((SECONDS + START_TIMEOUT))
   mkdir -p "$dir/data"
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
@@ -161,8 +243,10 @@ num.partitions=4
 auto.create.topics.enable=true
 delete.topic.enable=true
 offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
@@ -170,48 +254,109 @@ message.max.bytes=67108864
 replica.fetch.max.bytes=67108864
 log.retention.hours=24
 PROPS
+  # Kafka 4 logs through log4j2 (slf4j binding in scripts/kafka/pom.xml); stdout goes to the log.
   cat >"$dir/log4j2.properties" <<PROPS
 rootLogger.level=INFO
-rootLogger.appenderRef.file.ref=file
-appender.file.type=File
-appender.file.name=file
-appender.file.fileName=$dir/server.log
-appender.file.layout.type=PatternLayout
-appender.file.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.appenderRef.stdout.ref=stdout
+appender.stdout.type=Console
+appender.stdout.name=stdout
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.state-change.name=state.change.logger
+logger.state-change.level=WARN
 PROPS
-  local cluster_id
-  cluster_id="$(kafka_java -Xmx256m kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
-  kafka_java -Xmx256m -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool \
-    format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
-    || { cat "$dir/format.log" >&2; die "formatting Kafka storage failed"; }
-  launch kafka java -Xms1g -Xmx1g -XX:+UseG1GC \
-    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+  kafka_tool -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool format \
+    --cluster-id "$(kafka_cluster_id)" --config "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+    {
+      cat "$dir/format.log" >&2
+      die "kafka: formatting the storage failed (see above)"
+    }
+  # The broker's JVM flags are those of Kafka's own start script.
+  launch kafka java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties" \
     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$dir/server.properties"
-  wait_for kafka 120 port_open "$KAFKA_PORT"
-  wait_for kafka 120 kafka_topics_ok
-  log "kafka: Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
+  wait_healthy kafka "$deadline" "port $KAFKA_PORT" port_open "$KAFKA_PORT"
+  wait_healthy kafka "$deadline" "metadata (TopicCommand --list)" kafka_metadata_ok
+  local version
+  version="$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$(log_file kafka)" | head -n 1)"
+  log "kafka: up, Apache Kafka ${version:-?} (KRaft broker+controller) on 127.0.0.1:$KAFKA_PORT"
 }
 
 # ---------------------------------------------------------------- ferretdb
 
+# A MongoDB wire-protocol round trip: OP_MSG {buildInfo: 1} on admin; prints the versions.
+mongo_build_info() {
+  python3 - "$MONGO_PORT" <<'PY'
+import socket, struct, sys
+
+def cstr(s): return s.encode() + b"\0"
+
+def bson(*elems):
+    body = b"".join(elems) + b"\0"
+    return struct.pack("<i", len(body) + 4) + body
+
+def int32(k, v): return b"\x10" + cstr(k) + struct.pack("<i", v)
+
+def string(k, v):
+    b = cstr(v)
+    return b"\x02" + cstr(k) + struct.pack("<i", len(b)) + b
+
+def recv(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += chunk
+    return buf
+
+def get_string(doc, k):
+    key = b"\x02" + cstr(k)
+    i = doc.find(key)
+    if i < 0: return "?"
+    i += len(key)
+    (n,) = struct.unpack_from("<i", doc, i)
+    return doc[i + 4:i + 3 + n].decode()
+
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
+    payload = struct.pack("<I", 0) + b"\0" + bson(int32("buildInfo", 1), string("$db", "admin"))
+    s.sendall(struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload)
+    length, _, response_to, opcode = struct.unpack("<iiii", recv(s, 16))
+    doc = recv(s, length - 16)[5:]
+    ok = doc.find(b"\x01ok\0")
+    if opcode != 2013 or response_to != 1 or ok < 0 or struct.unpack_from("<d", doc, ok + 4)[0] != 1.0:
+        raise SystemExit("unexpected buildInfo reply")
+    print(f"FerretDB {get_string(doc, 'ferretdbVersion')} (MongoDB {get_string(doc, 'version')} compatible)")
+PY
+}
+
+mongo_ping() { mongo_build_info >/dev/null 2>&1; }
+
 start_mongo() {
-  local dir="$RUN_DIR/ferretdb"
-  rm -rf "$dir"
+  local dir="$RUN_DIR/ferretdb" deadline=$((SECONDS + START_TIMEOUT))
   mkdir -p "$dir"
   launch mongo "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$dir/" --state-dir="$dir" \
     --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$MONGO_DEBUG_PORT" \
     --telemetry=disable --log-level=warn
-  wait_for mongo 60 port_open "$MONGO_PORT"
-  log "mongo: FerretDB $("$FERRETDB_BIN" --version 2>/dev/null | sed -n 's/^version: //p') (SQLite backend) on 127.0.0.1:$MONGO_PORT"
+  wait_healthy mongo "$deadline" "port $MONGO_PORT" port_open "$MONGO_PORT"
+  local version
+  if command -v python3 >/dev/null 2>&1; then
+    wait_healthy mongo "$deadline" "buildInfo over the wire protocol" mongo_ping
+    version="$(mongo_build_info)"
+  else
+    version="FerretDB $("$FERRETDB_BIN" --version 2>/dev/null | sed -n 's/^version: //p') (port check only: no python3)"
+  fi
+  log "mongo: up, $version, SQLite backend, on 127.0.0.1:$MONGO_PORT"
 }
 
 # ---------------------------------------------------------------- influxdb
 
-influx_ping() { curl -sf -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping"; }
+influx_ping() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$INFLUX_PORT/ping")" = 204 ]; }
 
 start_influx() {
-  local dir="$RUN_DIR/influxdb"
-  rm -rf "$dir"
+  need curl "e.g. apt-get install curl"
+  local dir="$RUN_DIR/influxdb" deadline=$((SECONDS + START_TIMEOUT))
   mkdir -p "$dir"
   cat >"$dir/influxdb.conf" <<CONF
 reporting-disabled = true
@@ -230,74 +375,69 @@ bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
   flux-enabled = true
   max-body-size = 0
 [logging]
-  level = "warn"
+  level = "info"
 [monitor]
   store-enabled = false
 [continuous_queries]
   enabled = false
 CONF
   launch influx "$INFLUXD_BIN" run -config "$dir/influxdb.conf"
-  wait_for influx 60 influx_ping
+  wait_healthy influx "$deadline" "/ping" influx_ping
   local version flux
-  version="$(curl -sI "http://127.0.0.1:$INFLUX_PORT/ping" | sed -n 's/^[Xx]-[Ii]nfluxdb-[Vv]ersion: *//p' | tr -d '\r')"
+  version="$(curl -s -o /dev/null -D - "http://127.0.0.1:$INFLUX_PORT/ping" |
+    sed -n 's/^[Xx]-[Ii]nfluxdb-[Vv]ersion: *//p' | tr -d '\r')"
   flux="$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$INFLUX_PORT/api/v2/query" \
-    -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' -d 'buckets()')"
-  [ "$flux" = "200" ] || die "InfluxDB answers but Flux does not (HTTP $flux)"
-  log "influx: InfluxDB ${version:-$INFLUXDB_VERSION} with Flux on 127.0.0.1:$INFLUX_PORT"
+    -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' --data-binary 'buckets()')"
+  [ "$flux" = 200 ] || fail_start influx "InfluxDB answers but Flux does not (HTTP $flux from /api/v2/query)"
+  log "influx: up, InfluxDB ${version:-?} with Flux, on 127.0.0.1:$INFLUX_PORT"
 }
 
 # ---------------------------------------------------------------- commands
 
-services_or_all() {
-  if [ "$#" -eq 0 ]; then echo "${ALL_SERVICES[@]}"; else echo "$@"; fi
-}
-
-check_names() {
-  local svc
-  for svc in "$@"; do
-    case "$svc" in kafka | mongo | influx) ;; *) die "unknown service '$svc' (kafka, mongo, influx)" ;; esac
-  done
-}
-
 cmd_start() {
-  need curl "apt-get install curl"
-  mkdir -p "$RUN_DIR"
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
   cmd_install "$@"
-  local svc
+  local svc pid port
   for svc in "$@"; do
-    if is_running "$svc"; then
-      log "$svc: already running (pid $(cat "$(pid_file "$svc")"))"
+    if pid="$(running_pid "$svc")"; then
+      log "$svc: already running (pid $pid); 'stop $svc' first for a fresh one"
       continue
     fi
+    rm -f "$(pid_file "$svc")"
+    for port in $(ports "$svc"); do
+      port_open "$port" && die "$svc: port $port is already in use by a process this script did not start"
+    done
+    rm -rf "$(data_dir "$svc")"
+    local t0=$SECONDS
     "start_$svc"
+    log "$svc: healthy after $((SECONDS - t0))s (log: $(log_file "$svc"))"
   done
 }
 
 stop_one() {
-  local name="$1" f pid
-  f="$(pid_file "$name")"
-  if [ -f "$f" ]; then
-    pid="$(cat "$f")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      local deadline=$((SECONDS + 30))
-      while kill -0 "$pid" 2>/dev/null; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-          log "$name: did not stop in 30s, killing"
-          kill -9 "$pid" 2>/dev/null || true
-          break
-        fi
-        sleep 0.2
-      done
-    fi
-    rm -f "$f"
-    log "$name: stopped"
+  local name="$1" pid
+  if pid="$(running_pid "$name")"; then
+    kill "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        log "$name: still running 30s after SIGTERM, sending SIGKILL"
+        kill -9 "$pid" 2>/dev/null || true
+        sleep 0.5
+        break
+      fi
+      sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && die "$name: pid $pid survived SIGKILL"
+    log "$name: stopped (pid $pid)"
+  elif [ -f "$(pid_file "$name")" ]; then
+    log "$name: not running (stale pid file removed)"
   fi
-  case "$name" in
-    kafka) rm -rf "$RUN_DIR/kafka" ;;
-    mongo) rm -rf "$RUN_DIR/ferretdb" ;;
-    influx) rm -rf "$RUN_DIR/influxdb" ;;
-  esac
+  rm -f "$(pid_file "$name")"
+  rm -rf "$(data_dir "$name")"
+  port_open "$(main_port "$name")" &&
+    log "$name: warning: port $(main_port "$name") is still in use by a process this script did not start"
+  return 0
 }
 
 cmd_stop() {
@@ -306,29 +446,50 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local svc
+  local svc pid state=0
   for svc in "${ALL_SERVICES[@]}"; do
-    if is_running "$svc"; then echo "$svc: up (pid $(cat "$(pid_file "$svc")"))"; else echo "$svc: down"; fi
+    if pid="$(running_pid "$svc")"; then
+      if port_open "$(main_port "$svc")"; then
+        echo "$svc: up (pid $pid, 127.0.0.1:$(main_port "$svc"))"
+      else
+        echo "$svc: starting or unhealthy (pid $pid, port $(main_port "$svc") closed)"
+        state=1
+      fi
+    else
+      echo "$svc: down"
+      state=1
+    fi
   done
+  return "$state"
 }
 
 cmd_env() {
   echo "export LDD_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
   echo "export LDD_TEST_MONGO_URL=mongodb://127.0.0.1:$MONGO_PORT/"
   echo "export LDD_TEST_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT"
-  echo "export LDD_KAFKA_CLASSPATH='$KAFKA_HOME/libs/*'"
+  # Kafka's own tools (kafka-producer-perf-test and friends), for `ldd bench`.
+  printf 'export LDD_KAFKA_CLASSPATH=%q\n' "$KAFKA_HOME/libs/*"
+}
+
+usage() {
+  die "usage: $0 install|start|stop [kafka|mongo|influx...] | status | env"
 }
 
 main() {
   local cmd="${1:-}"
   [ "$#" -gt 0 ] && shift
+  local svc
+  for svc in "$@"; do
+    case "$svc" in kafka | mongo | influx) ;; *) die "unknown service '$svc' (kafka, mongo, influx)" ;; esac
+  done
+  [ "$#" -gt 0 ] || set -- "${ALL_SERVICES[@]}"
   case "$cmd" in
-    install) check_names "$@"; cmd_install $(services_or_all "$@") ;;
-    start) check_names "$@"; cmd_start $(services_or_all "$@") ;;
-    stop) check_names "$@"; cmd_stop $(services_or_all "$@") ;;
+    install) cmd_install "$@" ;;
+    start) cmd_start "$@" ;;
+    stop) cmd_stop "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) die "usage: $0 install|start|stop|status|env [kafka|mongo|influx...]" ;;
+    *) usage ;;
   esac
 }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The project's one test command: formatting and lints, then every test (unit, integration,
-# doc tests; all features) against real Apache Kafka, FerretDB and InfluxDB, which this
-# script installs (cached in ~/.cache/ldd), starts, and always stops again.
+# The project's one test command: formatting and lints, then every test of the workspace
+# (unit, integration and doc tests, all features) against real Apache Kafka, FerretDB and
+# InfluxDB, which scripts/services.sh installs (cached in ~/.cache/ldd), starts, and which
+# this script always stops again, also on failure or Ctrl-C.
 #
-# Extra arguments go to `cargo test` (e.g. scripts/test.sh -p ldd-core).
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh -p ldd-core` or
+# `scripts/test.sh -p ldd-sources --test mongo`. Exits with cargo's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,15 +15,35 @@ phase "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-phase "build"
+# Compile before starting the services, so that they do not sit idle during the build.
+phase "build tests"
 cargo test --workspace --all-features --no-run
 
-phase "services"
-trap 'phase "stopping services"; scripts/services.sh stop' EXIT
+# shellcheck disable=SC2317 # called by the trap
+on_exit() {
+  local status=$?
+  phase "stopping services"
+  scripts/services.sh stop || { [ "$status" -ne 0 ] || status=1; }
+  exit "$status"
+}
+trap on_exit EXIT
+
+phase "starting services"
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
-# The real-service tests are `#[ignore]`d for plain `cargo test`; here they all run, and
-# each fails (never skips) when its service variable is missing or the service is down.
-phase "tests (including the real-service tests)"
-cargo test --workspace --all-features "$@" -- --include-ignored
+# The tests that need a service are #[ignore]d so that a plain `cargo test` stays hermetic;
+# here they run too. --include-ignored goes after the caller's own test-binary arguments.
+phase "tests (including those that need the services)"
+# The whole workspace unless the caller picked packages with -p/--package.
+scope=(--workspace)
+has_separator=0
+for arg in "$@"; do
+  [ "$arg" != "--" ] || { has_separator=1; break; }
+  case "$arg" in -p* | --package*) scope=() ;; esac
+done
+args=("$@")
+[ "$has_separator" = 1 ] || args+=(--)
+status=0
+cargo test "${scope[@]}" --all-features "${args[@]}" --include-ignored || status=$?
+exit "$status"
