@@ -65,7 +65,7 @@ pub(crate) struct ConsumeArgs {
     /// kafkaBrokersStr).
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) brokers: Option<String>,
-    /// Partitions read at once (default: two per CPU, at most 16).
+    /// Partitions read at once (default: one per CPU, at least 2, at most 16).
     #[arg(long)]
     pub(crate) parallelism: Option<usize>,
     /// What to write.
@@ -80,6 +80,9 @@ pub(crate) struct ConsumeArgs {
     /// Seconds without a message before a partition is reported as stalled.
     #[arg(long, default_value_t = 30)]
     pub(crate) idle_timeout_secs: u64,
+    /// Extra librdkafka consumer properties, `key=value` (repeatable).
+    #[arg(long = "kafka-option", value_parser = crate::cli::parse_key_value)]
+    pub(crate) kafka_options: Vec<(String, String)>,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -315,6 +318,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         decode: args.decode,
         read_committed: true,
+        librdkafka: args.kafka_options.iter().cloned().collect(),
         ..ReadBackConfig::new(brokers(&args, answer.as_ref())?)
     };
     let mismatches = answer
