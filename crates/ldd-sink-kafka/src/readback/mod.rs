@@ -411,6 +411,16 @@ impl PartitionReader<'_> {
                 .map(u64::from)
                 .map_err(|e| e.to_string());
         }
+        if let Some(output) = self.hooks.output.filter(|_| !self.config.decode) {
+            if output
+                .write_encoded(format, payload)
+                .map_err(|e| e.to_string())?
+            {
+                return count_records(format, payload)
+                    .map(u64::from)
+                    .map_err(|e| e.to_string());
+            }
+        }
         let records = decode(format, payload).map_err(|e| e.to_string())?;
         if let Some(output) = self.hooks.output {
             output.write(&records).map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use ldd_core::format::record_to_json;
-use ldd_core::{Record, Value};
+use ldd_core::{Format, Record, Value};
 
 use crate::error::{Error, Result};
 
@@ -12,6 +12,13 @@ use crate::error::{Error, Result};
 pub trait RecordOutput: Send + Sync {
     /// Writes a batch of records.
     fn write(&self, records: &[Record]) -> Result<()>;
+    /// Writes a payload as it came from Kafka when this output's shape is the payload's own
+    /// (no decoding, no re-encoding); returns `false` when the records must be decoded and
+    /// passed to [`RecordOutput::write`] instead. The default always declines.
+    fn write_encoded(&self, format: Format, payload: &[u8]) -> Result<bool> {
+        let _ = (format, payload);
+        Ok(false)
+    }
     /// Flushes buffered output.
     fn flush(&self) -> Result<()>;
 }
@@ -40,6 +47,22 @@ impl<W: Write + Send> RecordOutput for JsonlOutput<W> {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         out.write_all(text.as_bytes())?;
         Ok(())
+    }
+
+    /// `json` and `jsonl` payloads already are this output's lines (the same object shape):
+    /// copying them is several times faster than decoding and re-encoding.
+    fn write_encoded(&self, format: Format, payload: &[u8]) -> Result<bool> {
+        if !matches!(format, Format::Json | Format::Jsonl) {
+            return Ok(false);
+        }
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        // Blank lines are not records; the encoder writes none, but a payload from elsewhere
+        // might, so only non-empty lines are copied.
+        for line in payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(true)
     }
 
     fn flush(&self) -> Result<()> {
@@ -169,5 +192,44 @@ mod tests {
             .unwrap();
         let text = String::from_utf8(out.out.into_inner().unwrap()).unwrap();
         assert_eq!(text, "{\"a\":1}\n{\"b\":null}\n");
+    }
+
+    #[test]
+    fn jsonl_copies_json_payloads_and_declines_protobuf() {
+        let records = [
+            rec(&[("a", Value::Int(1))]),
+            rec(&[("b", Value::from("x"))]),
+        ];
+        let encode = |format: Format, records: &[Record]| {
+            let mut encoder = ldd_core::format::Encoder::new(format, 1 << 20);
+            let mut messages: Vec<_> = records
+                .iter()
+                .filter_map(|r| encoder.push(r).unwrap())
+                .collect();
+            messages.extend(encoder.finish());
+            assert_eq!(messages.len(), 1);
+            messages.remove(0).payload
+        };
+        let jsonl = encode(Format::Jsonl, &records);
+        let json = encode(Format::Json, &records[..1]);
+        let protobuf = encode(Format::Protobuf, &records);
+
+        let copied = JsonlOutput::new(Vec::new());
+        assert!(copied.write_encoded(Format::Jsonl, &jsonl).unwrap());
+        assert!(copied.write_encoded(Format::Json, &json).unwrap());
+        assert!(copied
+            .write_encoded(Format::Jsonl, b"\n{\"c\":2}\n\n")
+            .unwrap());
+        assert!(!copied.write_encoded(Format::Protobuf, &protobuf).unwrap());
+
+        // The copy is exactly what decoding and re-encoding would have written.
+        let rewritten = JsonlOutput::new(Vec::new());
+        rewritten.write(&records).unwrap();
+        rewritten.write(&records[..1]).unwrap();
+        rewritten.write(&[rec(&[("c", Value::Int(2))])]).unwrap();
+        assert_eq!(
+            String::from_utf8(copied.out.into_inner().unwrap()).unwrap(),
+            String::from_utf8(rewritten.out.into_inner().unwrap()).unwrap()
+        );
     }
 }
