@@ -164,6 +164,17 @@ running_pid() {
   echo "$pid"
 }
 
+# Whether the process just launched is still alive. Unlike running_pid, this does not look
+# at its command line: right after the fork it may still be the shell about to exec the
+# service, whose command line is not yet the service's (that race failed start-ups).
+launched_alive() {
+  local f pid
+  f="$(pid_file "$1")"
+  [ -f "$f" ] || return 1
+  pid="$(cat "$f")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 show_log_tail() {
@@ -181,7 +192,7 @@ wait_healthy() { # name deadline(SECONDS value) what command...
   local name="$1" deadline="$2" what="$3"
   shift 3
   until "$@"; do
-    running_pid "$name" >/dev/null || fail_start "$name" "exited during start-up"
+    launched_alive "$name" || fail_start "$name" "exited during start-up"
     [ "$SECONDS" -lt "$deadline" ] || fail_start "$name" "$what not ready within ${START_TIMEOUT}s"
     sleep 0.5
   done
