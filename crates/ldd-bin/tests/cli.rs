@@ -50,6 +50,32 @@ fn demo_that_overflows_the_embedded_cluster_fails_loudly() {
 }
 
 #[test]
+fn database_flags_never_fall_back_to_the_generator() {
+    let export = |extra: &[&str]| {
+        let out = ldd()
+            .args([
+                "export",
+                "--brokers",
+                "127.0.0.1:1",
+                "--topic",
+                "t",
+                "--quiet",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = export(&["--url", "http://127.0.0.1:1", "--table", "iot"]);
+    assert!(err.contains("--source mongo|influx"), "{err}");
+    let err = export(&["--source", "generator", "--db-type", "influx"]);
+    assert!(err.contains("--source is generator"), "{err}");
+    let err = export(&["--source", "mongo", "--db-type", "influx"]);
+    assert!(err.contains("contradicts"), "{err}");
+}
+
+#[test]
 fn bad_flags_exit_non_zero_with_a_message() {
     let out = ldd().args(["demo", "--partitions", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -14,7 +14,7 @@ use crate::report::{per_sec, thousands};
 use crate::source_args::{ConnectionArgs, DatasetArgs, DbType};
 
 /// Where the records come from.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SourceKind {
     /// The synthetic IoT generator.
     Generator,
@@ -36,9 +36,9 @@ pub(crate) struct ExportArgs {
     /// Create the topic with this many partitions if it does not exist.
     #[arg(long)]
     pub(crate) partitions: Option<u32>,
-    /// Source of the records.
-    #[arg(long, value_enum, default_value = "generator")]
-    pub(crate) source: SourceKind,
+    /// Source of the records (default: the one `--db-type` names, else the generator).
+    #[arg(long, value_enum)]
+    pub(crate) source: Option<SourceKind>,
     /// Connection to the database (mongo and influx sources).
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
@@ -70,22 +70,45 @@ pub(crate) struct ExportArgs {
     pub(crate) quiet: bool,
 }
 
+/// The source the flags ask for. Database flags never fall through to the generator: an
+/// export of synthetic records where a real dataset was meant would look like success.
+fn source_kind(args: &ExportArgs) -> anyhow::Result<SourceKind> {
+    let from_db_type = args.connection.db_type.map(|t| match t {
+        DbType::Mongo => SourceKind::Mongo,
+        DbType::Influx => SourceKind::Influx,
+    });
+    match (args.source, from_db_type) {
+        (Some(SourceKind::Generator), Some(_)) => {
+            anyhow::bail!("--db-type names a database but --source is generator; drop one")
+        }
+        (Some(source), Some(from_db_type)) if source != from_db_type => {
+            anyhow::bail!("--db-type contradicts --source; give only one of them")
+        }
+        (Some(source), _) => Ok(source),
+        (None, Some(from_db_type)) => Ok(from_db_type),
+        (None, None) if args.connection.url.is_some() || args.dataset.table.is_some() => {
+            anyhow::bail!(
+                "--url/--table name a database dataset: say which kind with --source mongo|influx"
+            )
+        }
+        (None, None) => Ok(SourceKind::Generator),
+    }
+}
+
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let source: Arc<dyn DataSource> = match args.source {
+    let kind = source_kind(&args)?;
+    let source: Arc<dyn DataSource> = match kind {
         SourceKind::Generator => Arc::new(GeneratorSource::new(GeneratorConfig {
             records: args.records,
             points_per_timestamp: args.points_per_timestamp,
             ..Default::default()
         })),
         SourceKind::Mongo | SourceKind::Influx => {
-            let db_type = if matches!(args.source, SourceKind::Mongo) {
+            let db_type = if matches!(kind, SourceKind::Mongo) {
                 DbType::Mongo
             } else {
                 DbType::Influx
             };
-            if args.connection.db_type.is_some_and(|t| t != db_type) {
-                anyhow::bail!("--db-type contradicts --source; give only --source");
-            }
             let connection = ConnectionArgs {
                 db_type: Some(db_type),
                 ..args.connection.clone()
