@@ -28,7 +28,7 @@ pub struct MongoConnection {
     config: MongoConfig,
 }
 
-fn mongo(context: impl Into<String>, source: mongodb::error::Error) -> Error {
+pub(super) fn mongo(context: impl Into<String>, source: mongodb::error::Error) -> Error {
     Error::Mongo {
         context: context.into(),
         source,
@@ -158,10 +158,7 @@ impl Connection for MongoConnection {
     async fn detail(&self, spec: &DatasetSpec) -> Result<DatasetDetail> {
         let coll = self.collection(spec)?;
         let filter = dataset_filter(spec)?;
-        let count = coll
-            .count_documents(filter.clone())
-            .await
-            .map_err(|e| mongo("counting documents", e))?;
+        let count = super::count::count(&coll, &filter).await?;
         let order = match spec.time_field.as_deref() {
             Some(f) => {
                 check_field(f)?;

@@ -14,6 +14,7 @@
 mod config;
 mod connection;
 pub mod convert;
+mod count;
 mod filter;
 mod source;
 

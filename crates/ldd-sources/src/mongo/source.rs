@@ -8,6 +8,7 @@ use ldd_core::{
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
+use super::connection::mongo;
 use super::convert::{bson_to_bound, document_to_record};
 use super::filter::{chunk_filter, dataset_filter, projection};
 use crate::error::{Error, Result};
@@ -120,13 +121,6 @@ impl MongoSource {
     }
 }
 
-fn mongo(context: &str, source: mongodb::error::Error) -> Error {
-    Error::Mongo {
-        context: context.to_owned(),
-        source,
-    }
-}
-
 /// Why the server could not split, in one line (driver errors carry a raw reply dump).
 fn split_unavailable_reason(err: &Error) -> String {
     let text = err.to_string();
@@ -155,13 +149,7 @@ impl DataSource for MongoSource {
     }
 
     async fn count(&self) -> ldd_core::Result<u64> {
-        // A whole collection is counted from metadata; FerretDB would otherwise scan it.
-        let count = if self.filter.is_empty() {
-            self.collection.estimated_document_count().await
-        } else {
-            self.collection.count_documents(self.filter.clone()).await
-        };
-        Ok(count.map_err(|e| mongo("counting documents", e))?)
+        Ok(super::count::count(&self.collection, &self.filter).await?)
     }
 
     async fn split(&self, chunks: usize, total: u64) -> ldd_core::Result<Split> {
