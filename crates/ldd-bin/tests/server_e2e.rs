@@ -174,6 +174,7 @@ impl Served {
     async fn finish(mut self, connection: &str, database: &str, table: &str) {
         let live = self.state.registry().connection(connection).await.unwrap();
         live.drop_dataset(database, table).await.unwrap();
+        live.drop_dataset(database, "").await.unwrap();
         let admin = TopicAdmin::new(self.brokers.clone());
         for topic in &self.topics {
             admin.delete_topic(topic).await.unwrap();

@@ -87,6 +87,7 @@ pub trait Connection: Send + Sync {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<u64>;
 
-    /// Drops a dataset (tests clean up with this).
+    /// Drops a dataset, or with an empty `table` the whole database (tests clean up with
+    /// this).
     async fn drop_dataset(&self, database: &str, table: &str) -> Result<()>;
 }

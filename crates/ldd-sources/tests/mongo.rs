@@ -63,6 +63,7 @@ impl Loaded {
             .drop_dataset(&self.database, &self.table)
             .await
             .unwrap();
+        self.conn.drop_dataset(&self.database, "").await.unwrap();
     }
 }
 

@@ -240,6 +240,15 @@ impl Connection for MongoConnection {
     }
 
     async fn drop_dataset(&self, database: &str, table: &str) -> Result<()> {
+        if table.is_empty() {
+            check_database(database)?;
+            return self
+                .client
+                .database(database)
+                .drop()
+                .await
+                .map_err(|e| mongo(format!("dropping database {database}"), e));
+        }
         self.collection(&DatasetSpec::new(database, table))?
             .drop()
             .await

@@ -98,7 +98,7 @@ pub(crate) fn print(rows: &[Row]) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.path,
             r.format.as_deref().unwrap_or("-"),
             r.records,
@@ -110,7 +110,12 @@ pub(crate) fn print(rows: &[Row]) {
                 "-".into()
             },
             r.ratio.map_or("-".into(), |v| format!("{v:.2}")),
-            r.ldd.mb_per_sec(),
+            // Child processes report records and time, not bytes.
+            if r.ldd.bytes > 0 {
+                format!("{:.1}", r.ldd.mb_per_sec())
+            } else {
+                "-".into()
+            },
             r.ldd
                 .peak_rss_mb
                 .map_or("-".into(), |v| format!("{v:.0} MB")),
