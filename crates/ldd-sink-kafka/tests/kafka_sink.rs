@@ -97,6 +97,21 @@ async fn produce_and_verify_every_format(broker: Broker) {
         assert!(report.is_verified(), "{format}: {:?}", report.problems);
         assert_eq!(report.records, 20_000);
         assert_eq!(report.messages, manifest.total_messages);
+        // One consumer for all four partitions, and an uneven share (2, 1, 1).
+        for parallelism in [1, 3] {
+            let config = ReadBackConfig {
+                parallelism,
+                ..readback_config(&broker)
+            };
+            let report = read_back(&manifest, &config, None).unwrap();
+            assert!(
+                report.is_verified(),
+                "{format} x{parallelism}: {:?}",
+                report.problems
+            );
+            assert_eq!(report.records, 20_000);
+            assert_eq!(report.partitions.len(), 4);
+        }
         broker.cleanup(&topic).await;
     }
 }

@@ -65,7 +65,7 @@ pub(crate) struct ConsumeArgs {
     /// kafkaBrokersStr).
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) brokers: Option<String>,
-    /// Partitions read at once (default: one per CPU, at least 2, at most 16).
+    /// Readers (consumers) at once, each with a share of the partitions (default: one per CPU, at least 2, at most 16).
     #[arg(long)]
     pub(crate) parallelism: Option<usize>,
     /// What to write.
