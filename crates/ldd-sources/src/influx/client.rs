@@ -257,9 +257,11 @@ impl LineBuffer {
 
     /// The next complete line, without its `\n`.
     pub(crate) fn next_line(&mut self) -> Option<Vec<u8>> {
-        let pos = self.buf[self.scanned..].iter().position(|&b| b == b'\n')?;
-        let end = self.scanned + pos;
-        let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+        // Lines of a chunked answer are megabytes long: find the newline with SIMD and move
+        // the (short) rest out rather than copying the line.
+        let end = self.scanned + memchr::memchr(b'\n', &self.buf[self.scanned..])?;
+        let rest = self.buf.split_off(end + 1);
+        let mut line = std::mem::replace(&mut self.buf, rest);
         line.pop();
         self.scanned = 0;
         Some(line)

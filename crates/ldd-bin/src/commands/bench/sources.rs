@@ -68,7 +68,13 @@ impl Bench {
                         0
                     }
                     Db::Influx => {
-                        baseline::influx_query_scan(url, &database, table, 10_000).await?
+                        baseline::influx_query_scan(
+                            url,
+                            &database,
+                            table,
+                            ldd_sources::influx::DEFAULT_CHUNK_SIZE,
+                        )
+                        .await?
                     }
                 };
                 base.keep_best(Measure {
