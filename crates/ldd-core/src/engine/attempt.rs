@@ -6,6 +6,7 @@ use futures::StreamExt;
 
 use super::feeder::SentStats;
 use super::progress::{Counters, ExportEvent};
+use super::read_ahead::read_ahead;
 use super::slots::SlotPool;
 use super::Shared;
 use crate::chunk::Chunk;
@@ -71,7 +72,7 @@ async fn run_attempt(
         _ = shared.control.cancel.cancelled() => return Err(Error::Cancelled),
         slot = slots.acquire() => slot.ok_or(Error::Cancelled)?,
     };
-    let mut stream = shared.source.read(&chunk.range).await?;
+    let mut stream = read_ahead(shared.source.read(&chunk.range).await?);
     let mut writer = shared.open(slot.id(), chunk, attempt).await?;
     let fed = feed_stream(shared, writer.as_mut(), &mut stream).await;
     drop(stream);

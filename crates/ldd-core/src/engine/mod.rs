@@ -7,6 +7,7 @@ mod attempt;
 mod feeder;
 mod options;
 mod progress;
+mod read_ahead;
 mod slots;
 
 use std::collections::HashSet;
@@ -342,7 +343,7 @@ async fn run_scan(
         }
     };
     let mut cursor = match shared.source.read(&ChunkRange::All).await {
-        Ok(stream) => ScanCursor::new(stream),
+        Ok(stream) => ScanCursor::new(read_ahead::read_ahead(stream)),
         Err(e) => return vec![Err(fail(0, &e))],
     };
     let mut results = Vec::new();
