@@ -221,6 +221,12 @@ impl GroupReader<'_> {
                 }
             }
         }
+        // Closing a consumer can wait ~100 ms for its broker threads (a third of a 1M-record
+        // read); nothing the caller needs depends on it, so it closes on a thread of its own.
+        // Should that thread not start, the closure (and the consumer) is dropped here.
+        let _ = std::thread::Builder::new()
+            .name("ldd-readback-close".into())
+            .spawn(move || drop(consumer));
         Ok(states
             .into_values()
             .map(PartitionState::into_outcome)
