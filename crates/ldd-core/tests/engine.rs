@@ -303,3 +303,79 @@ async fn bad_options_are_rejected_before_any_work() {
     .unwrap_err();
     assert!(err.to_string().contains("workers must be at least 1"));
 }
+
+#[tokio::test]
+async fn a_resumed_plan_runs_only_the_missing_chunks_under_new_attempt_numbers() {
+    let sink = Arc::new(MemorySink::new(4));
+    let partitioner = JobCountPartitioner::default();
+    let source = source(5_000);
+    let plan = ldd_core::plan_export(source.as_ref(), sink.as_ref(), &partitioner, "resumed")
+        .await
+        .unwrap();
+    let first_run = ldd_core::execute_plan(
+        &plan,
+        source.clone(),
+        sink.clone(),
+        options(Format::Jsonl),
+        ExportControl::default(),
+        Vec::new(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    // Pretend the first run stopped after its even chunks: their messages stay in the
+    // partitions, and so do the odd chunks' (an unfinished run leaves such leftovers).
+    let kept: Vec<_> = first_run
+        .chunks
+        .iter()
+        .filter(|c| c.chunk_id % 2 == 0)
+        .cloned()
+        .collect();
+    let resumed = ldd_core::execute_plan(
+        &plan,
+        source,
+        sink.clone(),
+        ExportOptions {
+            first_attempt: 4,
+            ..options(Format::Jsonl)
+        },
+        ExportControl::default(),
+        kept.clone(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    resumed.check_consistency().unwrap();
+    assert_eq!(resumed.chunks.len(), plan.chunks.len());
+    for c in &resumed.chunks {
+        let expected_attempt = if c.chunk_id % 2 == 0 { 1 } else { 4 };
+        assert_eq!(c.attempt, expected_attempt, "chunk {}", c.chunk_id);
+    }
+    // Kept chunks were not written again: one attempt-1 copy each.
+    for c in &kept {
+        let copies = sink
+            .partition_log(c.partition)
+            .iter()
+            .filter(|m| m.context.chunk_id == c.chunk_id && m.message.sequence == 0)
+            .count();
+        assert_eq!(copies, 1, "chunk {}", c.chunk_id);
+    }
+    assert_eq!(read_back(&sink, &resumed), (0..5_000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_zero_first_attempt_is_refused() {
+    let err = export(
+        source(10),
+        Arc::new(MemorySink::new(1)),
+        &JobCountPartitioner::default(),
+        ExportOptions {
+            first_attempt: 0,
+            ..options(Format::Json)
+        },
+        ExportControl::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("first_attempt"), "{err}");
+}

@@ -24,12 +24,13 @@ pub(crate) async fn run_chunk(
 ) -> Result<ChunkManifest, ChunkOutcome> {
     let policy = shared.options.retry;
     let mut backoff = policy.initial_backoff;
-    let mut attempt = 1;
+    let first = shared.options.first_attempt;
+    let mut attempt = first;
     loop {
         match run_attempt(shared, slots, chunk, attempt).await {
             Ok(manifest) => return Ok(manifest),
             Err(Error::Cancelled) => return Err(ChunkOutcome::Cancelled),
-            Err(err) if err.is_retryable() && attempt < policy.max_attempts => {
+            Err(err) if err.is_retryable() && attempt - first + 1 < policy.max_attempts => {
                 let error = err.chain();
                 tracing::warn!(chunk = chunk.id, attempt, %error, "chunk attempt failed; retrying");
                 shared.control.emit(ExportEvent::ChunkRetrying {
@@ -47,7 +48,7 @@ pub(crate) async fn run_chunk(
             Err(err) => {
                 return Err(ChunkOutcome::Failed(ChunkFailure {
                     chunk_id: chunk.id,
-                    attempts: attempt,
+                    attempts: attempt - first + 1,
                     error: err.chain(),
                 }))
             }
@@ -120,7 +121,8 @@ pub(crate) async fn run_scan_block(
     take_all: bool,
     scan: &mut ScanCursor,
 ) -> Result<ChunkManifest> {
-    let mut writer = shared.open(0, chunk, 1).await?;
+    let attempt = shared.options.first_attempt;
+    let mut writer = shared.open(0, chunk, attempt).await?;
     let fed = {
         let mut feeder = shared.feeder(writer.as_mut());
         let result = async {
@@ -140,7 +142,7 @@ pub(crate) async fn run_scan_block(
         .await;
         feeder.close(result).await
     };
-    finish_attempt(shared, writer, chunk, 1, fed).await
+    finish_attempt(shared, writer, chunk, attempt, fed).await
 }
 
 async fn finish_attempt(

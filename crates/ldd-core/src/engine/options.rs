@@ -44,6 +44,10 @@ pub struct ExportOptions {
     pub transactional: bool,
     /// How often progress snapshots are reported.
     pub progress_interval: Duration,
+    /// Number of each chunk's first attempt (1 for a new export). A resumed export starts
+    /// above every attempt an earlier run may have left messages of, so that read-back, which
+    /// takes only the attempt the manifest names, never counts those leftovers.
+    pub first_attempt: u32,
 }
 
 impl Default for ExportOptions {
@@ -56,6 +60,7 @@ impl Default for ExportOptions {
             retry: RetryPolicy::default(),
             transactional: false,
             progress_interval: Duration::from_millis(500),
+            first_attempt: 1,
         }
     }
 }
@@ -65,6 +70,18 @@ impl ExportOptions {
     pub fn validate(&self) -> Result<()> {
         if self.workers == 0 {
             return Err(Error::InvalidInput("workers must be at least 1".into()));
+        }
+        if self.first_attempt == 0
+            || self
+                .first_attempt
+                .checked_add(self.retry.max_attempts)
+                .is_none()
+        {
+            return Err(Error::InvalidInput(format!(
+                "first_attempt {} is outside 1..{}",
+                self.first_attempt,
+                u32::MAX - self.retry.max_attempts
+            )));
         }
         if self.retry.max_attempts == 0 {
             return Err(Error::InvalidInput(
