@@ -207,3 +207,109 @@ fn export_then_consume_against_the_real_broker() {
         .block_on(ldd_sink_kafka::TopicAdmin::new(brokers).delete_topic(&topic))
         .unwrap();
 }
+
+#[test]
+#[ignore = "needs a real Kafka broker (LDD_TEST_KAFKA_BROKERS); scripts/test.sh runs it"]
+fn an_interrupted_export_resumes_from_its_journal() {
+    let brokers = real_brokers();
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("ldd-test-resume-{run_id}");
+    let dir = std::env::temp_dir().join(format!("ldd-resume-{run_id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("export.journal");
+    let export = |records: &str, manifest: &std::path::Path| {
+        ldd()
+            .args(["export", "--brokers", &brokers, "--topic", &topic])
+            .args([
+                "--partitions",
+                "4",
+                "--records",
+                records,
+                "--format",
+                "jsonl",
+            ])
+            .args(["--quiet", "--manifest-topic", ""])
+            .arg("--journal")
+            .arg(&journal)
+            .arg("--manifest-out")
+            .arg(manifest)
+            .output()
+            .unwrap()
+    };
+    let first = dir.join("first.json");
+    let out = export("20000", &first);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    let chunks = first["chunks"].as_array().unwrap().len();
+
+    // As if the first run had stopped before recording every third chunk: the journal
+    // forgets them, and their messages (attempt 1) stay in the topic, between chunks that are
+    // kept, as leftovers.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["kind"] != "committed" || v["chunk_id"].as_u64().unwrap() % 3 != 0
+        })
+        .collect();
+    std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
+
+    let second = dir.join("second.json");
+    let out = export("20000", &second);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let forgotten = (0..chunks).filter(|id| id % 3 == 0).count();
+    let resumed_line = format!(
+        "{} of {chunks} chunks already committed",
+        chunks - forgotten
+    );
+    assert!(err.contains(&resumed_line), "{err}");
+    let second_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&second).unwrap()).unwrap();
+    assert_eq!(second_manifest["export_id"], first["export_id"]);
+    for chunk in second_manifest["chunks"].as_array().unwrap() {
+        let rerun = chunk["chunk_id"].as_u64().unwrap() % 3 == 0;
+        assert_eq!(chunk["attempt"].as_u64().unwrap() > 1, rerun, "{chunk}");
+    }
+    // Read-back takes the new attempts and skips the first run's leftovers.
+    let out = ldd()
+        .args(["consume", "--brokers", &brokers, "--quiet", "--json"])
+        .arg("--manifest")
+        .arg(&second)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // `--json` writes the report to stderr (stdout may carry records), before the summary.
+    let report_end = err.find("\n}\n").map(|i| i + 2).expect("a JSON report");
+    let report: serde_json::Value = serde_json::from_str(&err[..report_end]).unwrap();
+    assert_eq!(report["records"], 20_000);
+    assert!(report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["skipped"].as_u64().unwrap() > 0));
+
+    // Nothing is left to do the third time; another dataset is refused.
+    let out = export("20000", &dir.join("third.json"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{chunks} of {chunks} chunks already committed")),
+        "{err}"
+    );
+    let out = export("30000", &dir.join("other.json"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to export"));
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ldd_sink_kafka::TopicAdmin::new(brokers).delete_topic(&topic))
+        .unwrap();
+}

@@ -64,7 +64,15 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if args.engine.transactional { ", transactional" } else { "" },
     );
     let options = export_options(&args.engine, None);
-    let manifest = run_export(source, Arc::new(sink), &args.engine, options, args.quiet).await?;
+    let manifest = run_export(
+        source,
+        Arc::new(sink),
+        &args.engine,
+        options,
+        args.quiet,
+        None,
+    )
+    .await?;
     if let Some(path) = &args.manifest_out {
         std::fs::write(path, serde_json::to_vec_pretty(&manifest)?)
             .with_context(|| format!("writing the manifest to {}", path.display()))?;

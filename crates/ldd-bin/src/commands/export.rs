@@ -62,6 +62,11 @@ pub(crate) struct ExportArgs {
     /// Also publish the manifest to this topic (empty to skip).
     #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
     pub(crate) manifest_topic: String,
+    /// Record the plan and every committed chunk in this file (JSON lines). When the file
+    /// already holds an unfinished export, the same command resumes it: only chunks not yet
+    /// committed run again.
+    #[arg(long)]
+    pub(crate) journal: Option<std::path::PathBuf>,
     /// Extra librdkafka producer properties, `key=value` (repeatable).
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
     pub(crate) kafka_options: Vec<(String, String)>,
@@ -133,7 +138,15 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     let options = export_options(&args.engine, args.export_id.clone());
-    let manifest = run_export(source, Arc::new(sink), &args.engine, options, args.quiet).await?;
+    let manifest = run_export(
+        source,
+        Arc::new(sink),
+        &args.engine,
+        options,
+        args.quiet,
+        args.journal.as_deref(),
+    )
+    .await?;
     let text = serde_json::to_string_pretty(&manifest)?;
     if args.manifest_out == "-" {
         println!("{text}");

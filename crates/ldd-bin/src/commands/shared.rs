@@ -1,6 +1,7 @@
 //! Pieces shared by the subcommands: engine options, running an export with a progress
 //! bar and Ctrl-C, and reading back with a progress bar.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -42,19 +43,19 @@ pub(crate) fn partitioner(engine: &EngineArgs) -> JobCountPartitioner {
     }
 }
 
-/// Runs an export with a progress bar; Ctrl-C cancels it cleanly.
+/// Runs an export with a progress bar; Ctrl-C cancels it cleanly. With a journal, the export
+/// records its progress there, or resumes the export the journal describes.
 pub(crate) async fn run_export(
     source: Arc<dyn DataSource>,
     sink: Arc<dyn Sink>,
     engine: &EngineArgs,
     options: ExportOptions,
     quiet: bool,
+    journal: Option<&Path>,
 ) -> anyhow::Result<Manifest> {
     let bar = records_bar(0, "export", quiet);
-    let control = ExportControl {
-        observer: Some(export_observer(bar.clone())),
-        ..Default::default()
-    };
+    let progress = export_observer(bar.clone());
+    let control = ExportControl::default();
     let cancel = control.cancel.clone();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -62,7 +63,30 @@ pub(crate) async fn run_export(
             cancel.cancel();
         }
     });
-    let result = export(source, sink, &partitioner(engine), options, control).await;
+    let partitioner = partitioner(engine);
+    let result = match journal {
+        None => {
+            let control = ExportControl {
+                observer: Some(progress),
+                ..control
+            };
+            export(source, sink, &partitioner, options, control)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        Some(path) => {
+            super::journal::export_journaled(
+                path,
+                source,
+                sink,
+                &partitioner,
+                options,
+                control,
+                progress,
+            )
+            .await
+        }
+    };
     ctrl_c.abort();
     bar.finish_and_clear();
     result.context("export failed")
