@@ -306,9 +306,22 @@ async fn bad_options_are_rejected_before_any_work() {
 
 #[tokio::test]
 async fn a_resumed_plan_runs_only_the_missing_chunks_under_new_attempt_numbers() {
+    // Range chunks, and blocks of one ordered scan (which skips the committed blocks).
+    for splittable in [true, false] {
+        resume_half_of_an_export(splittable).await;
+    }
+}
+
+async fn resume_half_of_an_export(splittable: bool) {
     let sink = Arc::new(MemorySink::new(4));
     let partitioner = JobCountPartitioner::default();
-    let source = source(5_000);
+    let source = Arc::new(GeneratorSource::new(GeneratorConfig {
+        records: 5_000,
+        points_per_timestamp: 3,
+        batch_size: 100,
+        splittable,
+        ..Default::default()
+    }));
     let plan = ldd_core::plan_export(source.as_ref(), sink.as_ref(), &partitioner, "resumed")
         .await
         .unwrap();
@@ -349,7 +362,11 @@ async fn a_resumed_plan_runs_only_the_missing_chunks_under_new_attempt_numbers()
     assert_eq!(resumed.chunks.len(), plan.chunks.len());
     for c in &resumed.chunks {
         let expected_attempt = if c.chunk_id % 2 == 0 { 1 } else { 4 };
-        assert_eq!(c.attempt, expected_attempt, "chunk {}", c.chunk_id);
+        assert_eq!(
+            c.attempt, expected_attempt,
+            "chunk {} ({splittable})",
+            c.chunk_id
+        );
     }
     // Kept chunks were not written again: one attempt-1 copy each.
     for c in &kept {
