@@ -109,10 +109,12 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    /// Starts a new journal at `path` with its header.
+    /// Starts a new journal at `path` with its header. Only for a path [`load`] found
+    /// nothing in: an empty file, or a header a crash cut short, is replaced.
     pub(crate) fn create(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
         let file = OpenOptions::new()
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .write(true)
             .open(path)
             .with_context(|| format!("creating journal {}", path.display()))?;
@@ -222,9 +224,12 @@ pub(crate) async fn export_journaled(
         }
     };
     journal.start_run(first_attempt, options.retry.max_attempts)?;
+    // Progress counts what this run exports: the chunks not yet committed.
+    let done: std::collections::HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
+    let pending = header.plan.chunks.iter().filter(|c| !done.contains(&c.id));
     progress.on_event(&ExportEvent::Planned {
-        chunks: header.plan.chunks.len(),
-        records: header.plan.total_records,
+        chunks: pending.clone().count(),
+        records: pending.map(|c| c.expected_records).sum(),
         strategy: header.plan.strategy.name.clone(),
     });
 
@@ -369,8 +374,6 @@ mod tests {
         assert_eq!(state.header, header());
         assert_eq!(state.committed, vec![chunk(0, 1), chunk(2, 3)]);
         assert_eq!(state.next_attempt, 4);
-        // Creating over an existing journal is refused; it must be resumed instead.
-        assert!(Journal::create(&path, &header()).is_err());
         // Reopening drops the cut line, so the next entry is whole and readable.
         let journal = Journal::reopen(&path).unwrap();
         journal.start_run(4, 3).unwrap();
@@ -379,6 +382,18 @@ mod tests {
         let state = load(&path).unwrap().unwrap();
         assert_eq!(state.committed, vec![chunk(0, 1), chunk(2, 3), chunk(5, 4)]);
         assert_eq!(state.next_attempt, 7);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_journal_file_is_started_afresh() {
+        let dir = std::env::temp_dir().join(format!("ldd-journal-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.jsonl");
+        std::fs::write(&path, "").unwrap();
+        assert!(load(&path).unwrap().is_none());
+        Journal::create(&path, &header()).unwrap();
+        assert_eq!(load(&path).unwrap().unwrap().header, header());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
