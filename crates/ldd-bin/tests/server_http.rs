@@ -17,7 +17,7 @@ use ldd_sink_kafka::readback::{read_back, ReadBackConfig};
 use serde_json::{json, Value};
 
 use server::exports::model::ExportState;
-use server_common::{TestServer, MANIFEST_TOPIC, SENSOR_RECORDS};
+use server_common::{TestServer, MANIFEST_TOPIC, SENSOR_RECORDS, SLOW_RECORDS};
 
 fn manifest_of(value: &Value) -> Manifest {
     serde_json::from_value(value.clone()).unwrap()
@@ -465,7 +465,7 @@ async fn v1_connections_and_datasets() {
 
     let datasets = s.get("/v1/connections/m1/datasets").await;
     assert_eq!(datasets.status, StatusCode::OK);
-    assert_eq!(datasets.json()["datasets"].as_array().unwrap().len(), 3);
+    assert_eq!(datasets.json()["datasets"].as_array().unwrap().len(), 4);
     let detail = s
         .get("/v1/connections/m1/datasets/plant/sensors?time_field=_time")
         .await;
@@ -686,6 +686,65 @@ async fn cancel_stops_a_big_export() {
     );
     assert_eq!(
         s.delete("/v1/exports/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_export_resumes_where_it_stopped() {
+    let s = TestServer::new().await;
+    s.register("i", "influx").await;
+    let topic = s.topic(4);
+    let mut body = export_body(&topic, "slow");
+    body["workers"] = json!(1);
+    let id = s.post("/v1/exports", body).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Stop it once some chunks are committed (each takes ~0.5 s, eight in all).
+    let mut committed = 0;
+    for _ in 0..200 {
+        let status = s.get(&format!("/v1/exports/{id}")).await.json();
+        committed = status["progress"]["chunks_done"].as_u64().unwrap_or(0);
+        if committed >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(committed >= 2, "no chunk committed in 10 s");
+    assert_eq!(
+        s.delete(&format!("/v1/exports/{id}")).await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(s.wait_export(&id).await["state"], "cancelled");
+
+    let resumed = s.post(&format!("/v1/exports/{id}/resume"), json!({})).await;
+    assert_eq!(resumed.status, StatusCode::ACCEPTED, "{}", resumed.text);
+    assert_eq!(resumed.json()["id"], id.as_str());
+    let status = s.wait_export(&id).await;
+    assert_eq!(status["state"], "succeeded", "{status}");
+    let manifest = manifest_of(&status["manifest"]);
+    assert_eq!(manifest.total_records, SLOW_RECORDS);
+    assert_eq!(manifest.chunks.len(), 8);
+    // Chunks of the first run kept attempt 1; the rest ran again under later numbers.
+    let first_run = manifest.chunks.iter().filter(|c| c.attempt == 1).count();
+    assert!(first_run as u64 >= committed, "{:?}", manifest.chunks);
+    assert!(first_run < 8, "nothing was resumed: {:?}", manifest.chunks);
+    assert!(manifest
+        .chunks
+        .iter()
+        .all(|c| c.attempt == 1 || c.attempt > 3));
+    verify(&s, manifest).await;
+
+    // A succeeded export, a running one's id, or an unknown id do not resume.
+    assert_eq!(
+        s.post(&format!("/v1/exports/{id}/resume"), json!({}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.post("/v1/exports/nope/resume", json!({})).await.status,
         StatusCode::NOT_FOUND
     );
 }

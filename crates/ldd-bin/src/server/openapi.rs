@@ -33,6 +33,7 @@ use super::{legacy, system, v1};
         v1::exports::list,
         v1::exports::get,
         v1::exports::cancel,
+        v1::exports::resume,
         v1::exports::events,
         v1::exports::manifest,
         system::healthz,

@@ -34,7 +34,27 @@ CREATE TABLE IF NOT EXISTS exports (
 );
 CREATE INDEX IF NOT EXISTS exports_by_state ON exports(state);
 CREATE INDEX IF NOT EXISTS exports_by_created ON exports(created_at);
+CREATE TABLE IF NOT EXISTS export_plans (
+    id           TEXT PRIMARY KEY,
+    plan         TEXT NOT NULL,
+    next_attempt INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS export_chunks (
+    id       TEXT NOT NULL,
+    chunk_id INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    PRIMARY KEY (id, chunk_id)
+);
 ";
+
+/// What an unfinished export needs to resume: its plan, the chunks it committed, and the
+/// first attempt number no earlier run used.
+#[derive(Debug, Clone)]
+pub(crate) struct ResumePoint {
+    pub(crate) plan: ldd_core::ExportPlan,
+    pub(crate) committed: Vec<ldd_core::ChunkManifest>,
+    pub(crate) first_attempt: u32,
+}
 
 /// What can go wrong with the state file.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +224,73 @@ impl Store {
                 params![id, state, created_at, summary, manifest],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Records the plan a run executes and the attempt numbers it may use (up to
+    /// `next_attempt - 1`), before it writes anything.
+    pub(crate) async fn save_plan(
+        &self,
+        id: &str,
+        plan: &ldd_core::ExportPlan,
+        next_attempt: u32,
+    ) -> Result<(), StoreError> {
+        let (id, plan) = (id.to_owned(), serde_json::to_string(plan)?);
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO export_plans(id, plan, next_attempt) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET plan = excluded.plan,
+                     next_attempt = MAX(export_plans.next_attempt, excluded.next_attempt)",
+                params![id, plan, next_attempt],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a committed chunk of an export.
+    pub(crate) async fn save_chunk(
+        &self,
+        id: &str,
+        chunk: &ldd_core::ChunkManifest,
+    ) -> Result<(), StoreError> {
+        let (id, chunk_id, text) = (id.to_owned(), chunk.chunk_id, serde_json::to_string(chunk)?);
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO export_chunks(id, chunk_id, manifest) VALUES (?1, ?2, ?3)",
+                params![id, chunk_id, text],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The plan and committed chunks of an export, if it got as far as planning.
+    pub(crate) async fn resume_point(&self, id: &str) -> Result<Option<ResumePoint>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT plan, next_attempt FROM export_plans WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)),
+                )
+                .optional()?;
+            let Some((plan, first_attempt)) = row else {
+                return Ok(None);
+            };
+            let mut stmt =
+                c.prepare("SELECT manifest FROM export_chunks WHERE id = ?1 ORDER BY chunk_id")?;
+            let committed = stmt
+                .query_map([&id], |r| r.get::<_, String>(0))?
+                .map(|text| Ok(serde_json::from_str(&text?)?))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(Some(ResumePoint {
+                plan: serde_json::from_str(&plan)?,
+                committed,
+                first_attempt,
+            }))
         })
         .await
     }

@@ -27,8 +27,11 @@ use crate::server::{ApiError, AppState, ServerConfig};
 /// Records of the fake `plant/sensors` dataset.
 pub const SENSOR_RECORDS: u64 = 5_000;
 
-/// A database that answers from generated datasets:
-/// `plant/sensors` (5,000 records), `plant/empty` (none) and `plant/huge` (10^9).
+/// Records of the fake `plant/slow` dataset, which yields a batch of 100 every 20 ms.
+pub const SLOW_RECORDS: u64 = 20_000;
+
+/// A database that answers from generated datasets: `plant/sensors` (5,000 records),
+/// `plant/empty` (none), `plant/huge` (10^9) and `plant/slow` (20,000, slowly).
 pub struct FakeConnection {
     kind: SourceKind,
     datasets: BTreeMap<(String, String), GeneratorConfig>,
@@ -41,12 +44,14 @@ impl FakeConnection {
             ("sensors", SENSOR_RECORDS),
             ("empty", 0),
             ("huge", 1_000_000_000),
+            ("slow", SLOW_RECORDS),
         ] {
             datasets.insert(
                 ("plant".to_owned(), table.to_owned()),
                 GeneratorConfig {
                     records,
                     measurement: table.into(),
+                    batch_size: 100,
                     ..Default::default()
                 },
             );
@@ -112,7 +117,11 @@ impl Connection for FakeConnection {
     }
 
     async fn open(&self, spec: &DatasetSpec) -> ldd_sources::Result<Arc<dyn DataSource>> {
-        Ok(Arc::new(GeneratorSource::new(self.dataset(spec)?.clone())))
+        let source = Arc::new(GeneratorSource::new(self.dataset(spec)?.clone()));
+        if spec.table == "slow" {
+            return Ok(Arc::new(SlowSource(source)));
+        }
+        Ok(source)
     }
 
     async fn load_generated(
@@ -129,6 +138,35 @@ impl Connection for FakeConnection {
 
     async fn drop_dataset(&self, _database: &str, _table: &str) -> ldd_sources::Result<()> {
         Ok(())
+    }
+}
+
+/// A source whose batches arrive 20 ms apart, so an export of it can be stopped midway.
+struct SlowSource(Arc<GeneratorSource>);
+
+#[async_trait]
+impl DataSource for SlowSource {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    async fn count(&self) -> ldd_core::Result<u64> {
+        self.0.count().await
+    }
+
+    async fn split(&self, chunks: usize, total: u64) -> ldd_core::Result<ldd_core::Split> {
+        self.0.split(chunks, total).await
+    }
+
+    async fn read(&self, range: &ldd_core::ChunkRange) -> ldd_core::Result<ldd_core::RecordStream> {
+        use futures::StreamExt;
+        let stream = self.0.read(range).await?;
+        Ok(stream
+            .then(|batch| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                batch
+            })
+            .boxed())
     }
 }
 

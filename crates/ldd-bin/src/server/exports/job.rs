@@ -1,5 +1,6 @@
 //! From a request to a runnable export: defaults applied, everything checked without I/O.
 
+use crate::server::store::ResumePoint;
 use ldd_core::{
     DatasetSpec, ExportOptions, FieldEquals, JobCountPartitioner, RetryPolicy, TimeRange, Value,
 };
@@ -29,6 +30,8 @@ pub(crate) struct ExportJob {
     pub(crate) partitioner: JobCountPartitioner,
     /// Topic to publish the manifest to, if any.
     pub(crate) manifest_topic: Option<String>,
+    /// Where an earlier run stopped, when this run resumes it.
+    pub(crate) resume: Option<ResumePoint>,
 }
 
 impl ExportJob {
@@ -150,6 +153,7 @@ impl ExportJob {
             options,
             partitioner: JobCountPartitioner { jobs, drop_last },
             manifest_topic: (!manifest_topic.is_empty()).then_some(manifest_topic),
+            resume: None,
         })
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use super::job::ExportJob;
 use super::model::{ExportState, ExportStatus, Origin, ProgressView};
 use super::runner;
+use crate::server::config::ExportDefaults;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::metrics::Metrics;
 use crate::server::registry::Registry;
@@ -169,12 +170,11 @@ impl ExportManager {
         }
         // Fail fast on an unknown connection, before anything is recorded.
         self.registry.info(&job.request.connection)?;
-        let taken = || {
-            ApiError::Conflict(format!(
-                "export id `{}` is taken; choose another or leave export_id out",
-                job.id
-            ))
-        };
+        let taken_message = format!(
+            "export id `{}` is taken; choose another or leave export_id out",
+            job.id
+        );
+        let taken = move || ApiError::Conflict(taken_message.clone());
         if self.store.export_exists(&job.id).await? {
             return Err(taken());
         }
@@ -196,6 +196,73 @@ impl ExportManager {
             finished_at: None,
             manifest: None,
         };
+        self.launch(job, status, taken).await
+    }
+
+    /// Runs an interrupted, failed or cancelled export again from where it stopped: only
+    /// the chunks it did not commit, under attempt numbers no earlier run used.
+    pub(crate) async fn resume(
+        self: &Arc<Self>,
+        id: &str,
+        defaults: &ExportDefaults,
+    ) -> ApiResult<Arc<ExportHandle>> {
+        if self.closing.load(Ordering::Relaxed) {
+            return Err(ApiError::Unavailable(
+                "the server is shutting down; retry on the next start".into(),
+            ));
+        }
+        let running = || {
+            ApiError::Conflict(format!(
+                "export `{id}` is running; wait for it or cancel it"
+            ))
+        };
+        if self.live(id).is_some() {
+            return Err(running());
+        }
+        let mut status = self
+            .store
+            .get_export(id)
+            .await?
+            .ok_or_else(|| unknown_export(id))?;
+        if !matches!(
+            status.state,
+            ExportState::Interrupted | ExportState::Failed | ExportState::Cancelled
+        ) {
+            return Err(ApiError::Conflict(format!(
+                "export `{id}` is {}; only interrupted, failed or cancelled exports resume",
+                status.state.as_str()
+            )));
+        }
+        let point = self.store.resume_point(id).await?.ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "export `{id}` stopped before it had a plan: nothing to resume; start it again with POST /v1/exports"
+            ))
+        })?;
+        let mut job = ExportJob::build(status.request.clone(), defaults, status.origin)?;
+        self.registry.info(&job.request.connection)?;
+        tracing::info!(
+            "export {id}: resuming, {} of {} chunks already committed",
+            point.committed.len(),
+            point.plan.chunks.len()
+        );
+        job.resume = Some(point);
+        status.state = ExportState::Queued;
+        status.error = None;
+        status.error_cause = None;
+        status.warnings = Vec::new();
+        status.started_at = None;
+        status.finished_at = None;
+        status.manifest = None;
+        self.launch(job, status, running).await
+    }
+
+    /// Records a queued export and starts it on the export runtime.
+    async fn launch(
+        self: &Arc<Self>,
+        job: ExportJob,
+        status: ExportStatus,
+        taken: impl Fn() -> ApiError,
+    ) -> ApiResult<Arc<ExportHandle>> {
         let (tx, _) = watch::channel(status.clone());
         let handle = Arc::new(ExportHandle {
             id: job.id.clone(),

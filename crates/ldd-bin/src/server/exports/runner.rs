@@ -118,6 +118,22 @@ async fn drive(
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
+    let (committed, first_attempt) = job
+        .resume
+        .as_ref()
+        .map_or((Vec::new(), 1), |r| (r.committed.clone(), r.first_attempt));
+    // Recorded before anything is written, so that a later resume knows the plan and uses
+    // attempt numbers above this run's.
+    let next_attempt = first_attempt.saturating_add(job.options.retry.max_attempts);
+    if let Err(err) = manager.store.save_plan(&job.id, &plan, next_attempt).await {
+        return failed("internal", format!("recording the plan: {err}"));
+    }
+    let done: std::collections::HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
+    let pending: Vec<&ldd_core::Chunk> = plan
+        .chunks
+        .iter()
+        .filter(|c| !done.contains(&c.id))
+        .collect();
     handle.update(|s| {
         s.state = ExportState::Running;
         s.plan = Some(PlanView {
@@ -126,9 +142,10 @@ async fn drive(
             partitions: plan.partitions,
             strategy: plan.strategy.name.clone(),
         });
+        // Progress counts what this run exports (all of it unless resuming).
         s.progress = ProgressView {
-            records_total: plan.total_records,
-            chunks_total: plan.chunks.len() as u64,
+            records_total: pending.iter().map(|c| c.expected_records).sum(),
+            chunks_total: pending.len() as u64,
             ..Default::default()
         };
     });
@@ -136,10 +153,18 @@ async fn drive(
 
     let observer = {
         let (handle, metrics, id) = (handle.clone(), manager.metrics.clone(), job.id.clone());
+        let store = manager.store.clone();
         move |event: &ExportEvent| match event {
             ExportEvent::Progress(p) => handle.update(|s| s.progress = p.clone().into()),
             ExportEvent::ChunkCommitted(m) => {
-                metrics.chunk_committed(m.records, m.bytes, m.messages)
+                metrics.chunk_committed(m.records, m.bytes, m.messages);
+                // A chunk missing here is only exported again by a resume: never lost.
+                let (store, id, chunk) = (store.clone(), id.clone(), m.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = store.save_chunk(&id, &chunk).await {
+                        tracing::warn!("export {id}: recording chunk {}: {err}", chunk.chunk_id);
+                    }
+                });
             }
             ExportEvent::ChunkRetrying {
                 chunk_id,
@@ -159,16 +184,11 @@ async fn drive(
         observer: Some(Arc::new(observer)),
     };
     let started_at = chrono::Utc::now();
-    let result = execute_plan(
-        &plan,
-        source,
-        sink,
-        job.options.clone(),
-        control,
-        Vec::new(),
-        started_at,
-    )
-    .await;
+    let options = ldd_core::ExportOptions {
+        first_attempt,
+        ..job.options.clone()
+    };
+    let result = execute_plan(&plan, source, sink, options, control, committed, started_at).await;
     drop(permit);
     let manifest = match result {
         Ok(m) => m,
@@ -227,6 +247,9 @@ async fn prepare(
         )
     })?;
     let sink: Arc<dyn Sink> = Arc::new(MeteredSink::new(Arc::new(kafka), manager.metrics.clone()));
+    if let Some(resume) = &job.resume {
+        return Ok((source, sink, resume.plan.clone()));
+    }
     let plan = plan_export(source.as_ref(), sink.as_ref(), &job.partitioner, &job.id)
         .await
         .map_err(|e| {

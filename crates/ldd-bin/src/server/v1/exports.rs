@@ -133,6 +133,35 @@ pub(crate) async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(status.summary())))
 }
 
+/// Resumes an interrupted, failed or cancelled export: only the chunks it did not commit
+/// run again, under attempt numbers no earlier run used, and the manifest covers them all.
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/resume",
+    tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 202, description = "Resuming; follow it at status_url or events_url", body = ExportAccepted),
+        (status = 404, description = "No such export, or its connection is gone", body = ErrorBody),
+        (status = 409, description = "It is running, succeeded, or never got a plan", body = ErrorBody),
+        (status = 503, description = "The server is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let handle = state.exports().resume(&id, &state.config().exports).await?;
+    let accepted = ExportAccepted::new(&handle.id, handle.current().state);
+    let location = accepted.status_url.clone();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(accepted),
+    ))
+}
+
 /// The manifest of a succeeded export (what `ldd consume --server` reads).
 #[utoipa::path(
     get,

@@ -8,7 +8,7 @@ pub(crate) mod exports;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/exports/{id}",
             get(exports::get).delete(exports::cancel),
         )
+        .route("/v1/exports/{id}/resume", post(exports::resume))
         .route("/v1/exports/{id}/events", get(exports::events))
         .route("/v1/exports/{id}/manifest", get(exports::manifest))
 }
