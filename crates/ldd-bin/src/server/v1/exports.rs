@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiJson, ApiQuery};
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::exports::manager::ExportHandle;
 use crate::server::exports::model::{
     ExportAccepted, ExportEventData, ExportRequest, ExportState, ExportStatus, Origin,
 };
@@ -60,13 +61,18 @@ pub(crate) async fn create(
 ) -> ApiResult<impl IntoResponse> {
     let job = ExportJob::build(request, &state.config().exports, Origin::V1)?;
     let handle = state.exports().submit(job).await?;
+    Ok(accepted(&handle))
+}
+
+/// `202 Accepted` with where to follow the export.
+fn accepted(handle: &ExportHandle) -> impl IntoResponse {
     let accepted = ExportAccepted::new(&handle.id, handle.current().state);
     let location = accepted.status_url.clone();
-    Ok((
+    (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         Json(accepted),
-    ))
+    )
 }
 
 /// Lists exports, newest first (running ones with live progress).
@@ -153,13 +159,7 @@ pub(crate) async fn resume(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let handle = state.exports().resume(&id, &state.config().exports).await?;
-    let accepted = ExportAccepted::new(&handle.id, handle.current().state);
-    let location = accepted.status_url.clone();
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(accepted),
-    ))
+    Ok(accepted(&handle))
 }
 
 /// The manifest of a succeeded export (what `ldd consume --server` reads).
