@@ -95,3 +95,14 @@ pub struct ExportPlan {
     /// The chunks, by id.
     pub chunks: Vec<Chunk>,
 }
+
+impl ExportPlan {
+    /// The chunks still to run when `committed` are done (a resumed export).
+    pub fn pending_chunks(&self, committed: &[crate::manifest::ChunkManifest]) -> Vec<&Chunk> {
+        let done: std::collections::HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
+        self.chunks
+            .iter()
+            .filter(|c| !done.contains(&c.id))
+            .collect()
+    }
+}

@@ -225,11 +225,10 @@ pub(crate) async fn export_journaled(
     };
     journal.start_run(first_attempt, options.retry.max_attempts)?;
     // Progress counts what this run exports: the chunks not yet committed.
-    let done: std::collections::HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
-    let pending = header.plan.chunks.iter().filter(|c| !done.contains(&c.id));
+    let pending = header.plan.pending_chunks(&committed);
     progress.on_event(&ExportEvent::Planned {
-        chunks: pending.clone().count(),
-        records: pending.map(|c| c.expected_records).sum(),
+        chunks: pending.len(),
+        records: pending.iter().map(|c| c.expected_records).sum(),
         strategy: header.plan.strategy.name.clone(),
     });
 

@@ -230,9 +230,8 @@ pub async fn execute_plan(
         .unwrap_or_else(|| plan.export_id.clone());
     let done: HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
     let pending: Vec<Chunk> = plan
-        .chunks
-        .iter()
-        .filter(|c| !done.contains(&c.id))
+        .pending_chunks(&committed)
+        .into_iter()
         .cloned()
         .collect();
     let counters = Counters::new(

@@ -1,9 +1,9 @@
 //! Read-back: read exactly the offsets a manifest names, in parallel, and verify them.
 //!
 //! A few consumers, each assigned an equal share of the partitions (`assign`, no consumer
-//! group, no commits), `read_committed` by default. Each message is attributed by its headers: other exports' messages and
-//! attempts the manifest does not name are skipped; every chunk must then have exactly its
-//! messages, records and checksum.
+//! group, no commits), `read_committed` by default. Each message is attributed by its
+//! headers: other exports' messages and attempts the manifest does not name are skipped;
+//! every chunk must then have exactly its messages, records and checksum.
 
 mod output;
 mod reader;

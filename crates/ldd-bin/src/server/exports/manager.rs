@@ -161,13 +161,19 @@ impl ExportManager {
         self.live_map().get(id).cloned()
     }
 
-    /// Accepts an export and starts it in the background.
-    pub(crate) async fn submit(self: &Arc<Self>, job: ExportJob) -> ApiResult<Arc<ExportHandle>> {
+    /// New and resumed exports are refused once shutdown has begun.
+    fn refuse_when_closing(&self) -> ApiResult<()> {
         if self.closing.load(Ordering::Relaxed) {
             return Err(ApiError::Unavailable(
                 "the server is shutting down; retry on the next start".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Accepts an export and starts it in the background.
+    pub(crate) async fn submit(self: &Arc<Self>, job: ExportJob) -> ApiResult<Arc<ExportHandle>> {
+        self.refuse_when_closing()?;
         // Fail fast on an unknown connection, before anything is recorded.
         self.registry.info(&job.request.connection)?;
         let taken_message = format!(
@@ -206,11 +212,7 @@ impl ExportManager {
         id: &str,
         defaults: &ExportDefaults,
     ) -> ApiResult<Arc<ExportHandle>> {
-        if self.closing.load(Ordering::Relaxed) {
-            return Err(ApiError::Unavailable(
-                "the server is shutting down; retry on the next start".into(),
-            ));
-        }
+        self.refuse_when_closing()?;
         let running = || {
             ApiError::Conflict(format!(
                 "export `{id}` is running; wait for it or cancel it"

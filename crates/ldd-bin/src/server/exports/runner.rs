@@ -128,12 +128,7 @@ async fn drive(
     if let Err(err) = manager.store.save_plan(&job.id, &plan, next_attempt).await {
         return failed("internal", format!("recording the plan: {err}"));
     }
-    let done: std::collections::HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
-    let pending: Vec<&ldd_core::Chunk> = plan
-        .chunks
-        .iter()
-        .filter(|c| !done.contains(&c.id))
-        .collect();
+    let pending = plan.pending_chunks(&committed);
     handle.update(|s| {
         s.state = ExportState::Running;
         s.plan = Some(PlanView {
