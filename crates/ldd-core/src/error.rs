@@ -40,6 +40,10 @@ pub enum Error {
     /// A payload could not be encoded or decoded.
     #[error("format error: {0}")]
     Format(String),
+    /// The export's checkpoint could not be read or written; the export stops, since a
+    /// resume could not know what was committed.
+    #[error("checkpoint error: {0}")]
+    Checkpoint(String),
     /// The export was cancelled before it finished.
     #[error("export cancelled")]
     Cancelled,
@@ -122,6 +126,7 @@ impl Error {
             Error::Source { retryable, .. } | Error::Sink { retryable, .. } => *retryable,
             Error::InvalidInput(_)
             | Error::Format(_)
+            | Error::Checkpoint(_)
             | Error::Cancelled
             | Error::ChunksFailed { .. } => false,
         }

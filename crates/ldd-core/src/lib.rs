@@ -15,6 +15,8 @@
 //! - [`Manifest`]: per-partition and per-chunk offsets, counts and checksums, with Spark
 //!   bounded offsets.
 //! - [`GeneratorSource`]: deterministic synthetic IoT data for tests, benchmarks and demos.
+//! - [`CheckpointStore`] ([`JournalFile`]) and [`export_resumable`]: an export that records
+//!   its plan and every committed chunk, and resumes from there after a crash.
 //! - [`testing`]: an in-memory sink with fault injection and the source conformance suite.
 //!
 //! ## Example
@@ -40,6 +42,7 @@
 //! The engine logs through `tracing` (chunk retries at `warn`); subscribe with any
 //! `tracing` subscriber, e.g. `RUST_LOG=ldd_core=debug` in the `ldd` binary.
 
+pub mod checkpoint;
 pub mod chunk;
 pub mod dataset;
 pub mod engine;
@@ -55,16 +58,17 @@ pub mod value;
 
 pub use chunk::{Chunk, ChunkRange, ExportPlan, PlanStrategy, ValueBound};
 pub use dataset::{DatasetSpec, FieldEquals, TimeRange};
+pub use checkpoint::{Checkpoint, CheckpointStore, ExportRecord, JournalFile, RunRecord};
 pub use engine::{
-    execute_plan, export, plan_export, ExportControl, ExportEvent, ExportObserver, ExportOptions,
-    Progress, RetryPolicy,
+    execute_plan, export, export_resumable, plan_export, ExportControl, ExportEvent,
+    ExportObserver, ExportOptions, ExportParts, Progress, Resume, RetryPolicy,
 };
 pub use error::{BoxError, ChunkFailure, Error, Result};
 pub use format::{decode, EncodedMessage, Encoder, Format};
 pub use generator::{GeneratorConfig, GeneratorSource};
 pub use manifest::{ChunkManifest, Manifest, PartitionManifest, SparkOffsets};
 pub use partition::{JobCountPartitioner, Partitioner};
-pub use sink::{ChunkContext, ChunkDelivery, ChunkWriter, OutMessage, Sink};
+pub use sink::{ChunkContext, ChunkDelivery, ChunkWriter, Delivery, OutMessage, Sink};
 pub use source::{DataSource, PlannedRange, RecordStream, Split, SplitKind};
 pub use value::{Record, Value};
 

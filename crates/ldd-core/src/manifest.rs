@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunk::PlanStrategy;
 use crate::error::{Error, Result};
 use crate::format::Format;
+use crate::sink::Delivery;
 
 /// Version of the manifest layout.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -77,6 +78,10 @@ pub struct Manifest {
     pub format: Format,
     /// Whether each chunk was one transaction (read with `read_committed`).
     pub transactional: bool,
+    /// The guarantee the export was written under (manifests written before this field
+    /// existed read as at-least-once).
+    #[serde(default)]
+    pub delivery: Delivery,
     /// What was exported, as described by the source.
     pub source: String,
     /// Records the source counted when planning.
@@ -118,8 +123,8 @@ pub struct ManifestHeader {
     pub topic: String,
     /// The payload format.
     pub format: Format,
-    /// Whether chunks were transactions.
-    pub transactional: bool,
+    /// The guarantee chunks were written under.
+    pub delivery: Delivery,
     /// Source description.
     pub source: String,
     /// Records counted by the source.
@@ -158,7 +163,8 @@ impl Manifest {
             export_id: header.export_id,
             topic: header.topic,
             format: header.format,
-            transactional: header.transactional,
+            transactional: header.delivery == Delivery::ExactlyOnce,
+            delivery: header.delivery,
             source: header.source,
             counted_records: header.counted_records,
             total_records: chunks.iter().map(|c| c.records).sum(),
@@ -256,7 +262,7 @@ mod tests {
             export_id: "e1".into(),
             topic: "t".into(),
             format: Format::Jsonl,
-            transactional: false,
+            delivery: Delivery::AtLeastOnce,
             source: "generator".into(),
             counted_records: 130,
             strategy: PlanStrategy::default(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::format::Format;
+use crate::manifest::ChunkManifest;
 
 /// Header names carried by every message, so that any consumer can attribute and dedupe it.
 pub mod header {
@@ -20,6 +21,50 @@ pub mod header {
     pub const RECORDS: &str = "ldd-records";
     /// The payload format (`json`, `jsonl`, `protobuf`).
     pub const FORMAT: &str = "ldd-format";
+}
+
+/// What a reader of the destination is guaranteed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Each chunk is one transaction: a `read_committed` reader of the manifest's ranges
+    /// sees every committed chunk once and nothing of failed or interrupted attempts.
+    ExactlyOnce,
+    /// No transactions: a failed or interrupted attempt can leave messages inside the
+    /// manifest's ranges; only readers that skip attempts the manifest does not name (by the
+    /// `ldd-attempt` header, as `ldd consume` does) read exactly the dataset.
+    #[default]
+    AtLeastOnce,
+}
+
+impl Delivery {
+    /// The name used in flags, requests and manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::ExactlyOnce => "exactly-once",
+            Delivery::AtLeastOnce => "at-least-once",
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Delivery {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "exactly-once" => Ok(Delivery::ExactlyOnce),
+            "at-least-once" => Ok(Delivery::AtLeastOnce),
+            other => Err(format!(
+                "unknown delivery `{other}` (exactly-once or at-least-once)"
+            )),
+        }
+    }
 }
 
 /// The identity of one chunk attempt, stamped on all of its messages.
@@ -63,9 +108,9 @@ pub struct ChunkDelivery {
 
 /// A destination for chunks of encoded messages.
 ///
-/// The engine opens one [`ChunkWriter`] per chunk attempt on a worker `slot`
-/// (`0..workers`); a sink may keep per-slot resources (e.g. one transactional producer per
-/// worker).
+/// The engine opens one [`ChunkWriter`] per chunk attempt on a writer `slot`
+/// (`0..writer_slots`); a sink may keep per-slot resources (e.g. one transactional producer
+/// per slot).
 #[async_trait]
 pub trait Sink: Send + Sync {
     /// A short description for logs and manifests (never containing secrets).
@@ -74,19 +119,40 @@ pub trait Sink: Send + Sync {
     /// Number of partitions of the destination.
     async fn partition_count(&self) -> Result<u32>;
 
-    /// Whether a worker slot may start its next chunk while the previous chunk's `commit`
-    /// is still waiting for acknowledgements. True for sinks whose writers hold no per-slot
-    /// resource during commit; false (the default) keeps commit inside the slot, as a
-    /// per-slot transactional producer needs.
-    fn overlapping_commits(&self) -> bool {
-        false
+    /// The guarantee this sink's chunks are written under (recorded in the manifest).
+    fn delivery(&self) -> Delivery {
+        Delivery::AtLeastOnce
     }
 
-    /// Starts writing one chunk attempt.
+    /// How many chunk writers may be open at once when `workers` chunks are read at a time.
+    /// A worker hands its writer slot on only after the chunk's commit, so more slots than
+    /// workers let a chunk's commit overlap the next chunk's reading. The default, `workers`,
+    /// keeps commit inside the worker.
+    fn writer_slots(&self, workers: usize) -> usize {
+        workers
+    }
+
+    /// Prepares writer slots `0..slots` of export `export_id` before any chunk is opened.
+    /// A transactional sink fences every earlier writer of those slots here, so that an
+    /// interrupted run's open transactions are aborted at once and a resume can ask
+    /// [`Sink::chunk_visible`]. The default does nothing.
+    async fn prepare(&self, _export_id: &str, _slots: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether a chunk recorded as committing (but not as committed) by an interrupted run
+    /// became visible to readers; asked after [`Sink::prepare`]. The default says no, so the
+    /// chunk runs again: right for sinks without transactions, where nothing is hidden.
+    async fn chunk_visible(&self, _export_id: &str, _chunk: &ChunkManifest) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Starts writing one chunk attempt on writer slot `slot` (`0..writer_slots`).
     async fn open_chunk(&self, slot: usize, chunk: &ChunkContext) -> Result<Box<dyn ChunkWriter>>;
 }
 
-/// Writes the messages of one chunk attempt; either `commit` or `abort` ends it.
+/// Writes the messages of one chunk attempt: `send`s, then `flush` and `commit`; `abort`
+/// ends it instead at any point.
 #[async_trait]
 pub trait ChunkWriter: Send {
     /// Queues messages, in sequence order; may wait when the destination pushes back.
@@ -94,9 +160,12 @@ pub trait ChunkWriter: Send {
     /// message. A failure here or at `commit` fails the whole attempt.
     async fn send(&mut self, messages: Vec<OutMessage>) -> Result<()>;
 
-    /// Waits until every message is acknowledged (and the chunk's transaction, if any, is
-    /// committed) and says where they landed.
-    async fn commit(self: Box<Self>) -> Result<ChunkDelivery>;
+    /// Waits until every message is acknowledged and says where they landed. In a
+    /// transactional sink the messages are not yet visible to `read_committed` readers.
+    async fn flush(&mut self) -> Result<ChunkDelivery>;
+
+    /// Makes the flushed chunk visible (commits its transaction, if any).
+    async fn commit(self: Box<Self>) -> Result<()>;
 
     /// Gives up the attempt; in transactional sinks nothing of it becomes visible.
     async fn abort(self: Box<Self>) -> Result<()>;

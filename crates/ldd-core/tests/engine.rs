@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use ldd_core::testing::{Fault, MemorySink};
 use ldd_core::{
-    decode, export, Error, ExportControl, ExportEvent, ExportOptions, Format, GeneratorConfig,
-    GeneratorSource, JobCountPartitioner, Manifest, RetryPolicy, Value,
+    decode, export, export_resumable, CheckpointStore, Error, ExportControl, ExportEvent,
+    ExportOptions, ExportParts, Format, GeneratorConfig, GeneratorSource, JobCountPartitioner,
+    JournalFile, Manifest, Resume, RetryPolicy, Value,
 };
 
 fn source(records: u64) -> Arc<GeneratorSource> {
@@ -325,17 +326,15 @@ async fn resume_half_of_an_export(splittable: bool) {
     let plan = ldd_core::plan_export(source.as_ref(), sink.as_ref(), &partitioner, "resumed")
         .await
         .unwrap();
-    let first_run = ldd_core::execute_plan(
-        &plan,
-        source.clone(),
-        sink.clone(),
-        options(Format::Jsonl),
-        ExportControl::default(),
-        Vec::new(),
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    let parts = |options| ExportParts {
+        source: source.clone(),
+        sink: sink.clone(),
+        options,
+        control: ExportControl::default(),
+    };
+    let first_run = ldd_core::execute_plan(&plan, parts(options(Format::Jsonl)), Resume::default())
+        .await
+        .unwrap();
     // Pretend the first run stopped after its even chunks: their messages stay in the
     // partitions, and so do the odd chunks' (an unfinished run leaves such leftovers).
     let kept: Vec<_> = first_run
@@ -346,15 +345,14 @@ async fn resume_half_of_an_export(splittable: bool) {
         .collect();
     let resumed = ldd_core::execute_plan(
         &plan,
-        source,
-        sink.clone(),
-        ExportOptions {
+        parts(ExportOptions {
             first_attempt: 4,
             ..options(Format::Jsonl)
+        }),
+        Resume {
+            committed: kept.clone(),
+            ..Resume::default()
         },
-        ExportControl::default(),
-        kept.clone(),
-        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -395,4 +393,111 @@ async fn a_zero_first_attempt_is_refused() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("first_attempt"), "{err}");
+}
+
+/// A journal whose `save_committed` fails once for one chunk: as if the process died right
+/// after the sink committed that chunk and before the checkpoint recorded it.
+struct CrashAfterCommit {
+    journal: JournalFile,
+    chunk_id: u32,
+    crashed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for CrashAfterCommit {
+    async fn load(&self) -> ldd_core::Result<Option<ldd_core::Checkpoint>> {
+        self.journal.load().await
+    }
+    async fn save_export(&self, export: &ldd_core::ExportRecord) -> ldd_core::Result<()> {
+        self.journal.save_export(export).await
+    }
+    async fn save_run(&self, run: &ldd_core::RunRecord) -> ldd_core::Result<()> {
+        self.journal.save_run(run).await
+    }
+    async fn save_committing(&self, chunk: &ldd_core::ChunkManifest) -> ldd_core::Result<()> {
+        self.journal.save_committing(chunk).await
+    }
+    async fn save_committed(&self, chunk: &ldd_core::ChunkManifest) -> ldd_core::Result<()> {
+        if chunk.chunk_id == self.chunk_id
+            && !self.crashed.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(ldd_core::Error::Checkpoint("disk full".into()));
+        }
+        self.journal.save_committed(chunk).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_checkpoint_neither_loses_nor_repeats_the_chunk() {
+    let path = std::env::temp_dir().join(format!("ldd-engine-{}.journal", uuid::Uuid::new_v4()));
+    let sink = Arc::new(MemorySink::new(4));
+    let parts = ExportParts {
+        source: source(5_000),
+        sink: sink.clone(),
+        options: ExportOptions {
+            workers: 2,
+            ..options(Format::Jsonl)
+        },
+        control: ExportControl::default(),
+    };
+    let store = Arc::new(CrashAfterCommit {
+        journal: JournalFile::new(&path),
+        chunk_id: 5,
+        crashed: Default::default(),
+    });
+    let partitioner = JobCountPartitioner::default();
+    let err = export_resumable(parts.clone(), &partitioner, store.clone())
+        .await
+        .unwrap_err();
+    // The export stops at the failed write, with a clear error, instead of going on.
+    assert!(matches!(err, ldd_core::Error::Checkpoint(_)), "{err}");
+    assert!(err.to_string().contains("disk full"), "{err}");
+    let checkpoint = store.load().await.unwrap().unwrap();
+    assert_eq!(
+        checkpoint.in_doubt.iter().map(|c| c.chunk_id).collect::<Vec<_>>(),
+        vec![5]
+    );
+    assert!(checkpoint.committed.len() < 48);
+
+    // The same export again: chunk 5 is visible in the sink, so it is kept, not rerun.
+    let manifest = export_resumable(parts, &partitioner, store).await.unwrap();
+    manifest.check_consistency().unwrap();
+    assert_eq!(manifest.total_records, 5_000);
+    assert_eq!(manifest.chunks[5].attempt, 1);
+    assert!(manifest.chunks.iter().any(|c| c.attempt == 4), "later chunks reran");
+    // Every chunk is visible exactly once: nothing lost, nothing twice.
+    for c in &manifest.chunks {
+        let copies = sink
+            .partition_log(c.partition)
+            .iter()
+            .filter(|m| m.context.chunk_id == c.chunk_id && m.message.sequence == 0)
+            .count();
+        assert_eq!(copies, 1, "chunk {}", c.chunk_id);
+    }
+    assert_eq!(read_back(&sink, &manifest), (0..5_000).collect::<Vec<_>>());
+    // The resumed run fenced at least the slots of the first one.
+    assert!(sink.prepared_slots() >= 4);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_another_export_is_refused() {
+    let path = std::env::temp_dir().join(format!("ldd-engine-{}.journal", uuid::Uuid::new_v4()));
+    let store = Arc::new(JournalFile::new(&path));
+    let parts = |records, format| ExportParts {
+        source: source(records),
+        sink: Arc::new(MemorySink::new(2)),
+        options: options(format),
+        control: ExportControl::default(),
+    };
+    let partitioner = JobCountPartitioner::default();
+    export_resumable(parts(100, Format::Jsonl), &partitioner, store.clone())
+        .await
+        .unwrap();
+    let err = export_resumable(parts(100, Format::Json), &partitioner, store)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ldd_core::Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("original settings"), "{err}");
+    std::fs::remove_file(&path).unwrap();
 }

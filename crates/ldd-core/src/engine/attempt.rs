@@ -16,10 +16,18 @@ use crate::sink::{ChunkDelivery, ChunkWriter};
 use crate::source::RecordStream;
 use crate::value::Record;
 
+/// The limits chunks run under: workers read and encode; writer slots are held from a
+/// chunk's first message until its commit, so with more writer slots than workers a
+/// chunk's commit overlaps the next chunk's reading.
+pub(crate) struct Pools {
+    pub(crate) workers: tokio::sync::Semaphore,
+    pub(crate) writers: SlotPool,
+}
+
 /// Runs a range chunk until it commits, fails for good, or the export is cancelled.
 pub(crate) async fn run_chunk(
     shared: &Shared,
-    slots: &SlotPool,
+    pools: &Pools,
     chunk: &Chunk,
 ) -> Result<ChunkManifest, ChunkOutcome> {
     let policy = shared.options.retry;
@@ -27,7 +35,7 @@ pub(crate) async fn run_chunk(
     let first = shared.options.first_attempt;
     let mut attempt = first;
     loop {
-        match run_attempt(shared, slots, chunk, attempt).await {
+        match run_attempt(shared, pools, chunk, attempt).await {
             Ok(manifest) => return Ok(manifest),
             Err(Error::Cancelled) => return Err(ChunkOutcome::Cancelled),
             Err(err) if err.is_retryable() && attempt - first + 1 < policy.max_attempts => {
@@ -39,7 +47,7 @@ pub(crate) async fn run_chunk(
                     error,
                 });
                 tokio::select! {
-                    _ = shared.control.cancel.cancelled() => return Err(ChunkOutcome::Cancelled),
+                    _ = shared.stop.cancelled() => return Err(ChunkOutcome::Cancelled),
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = backoff.saturating_mul(2);
@@ -65,26 +73,25 @@ pub(crate) enum ChunkOutcome {
 
 async fn run_attempt(
     shared: &Shared,
-    slots: &SlotPool,
+    pools: &Pools,
     chunk: &Chunk,
     attempt: u32,
 ) -> Result<ChunkManifest> {
+    let worker = tokio::select! {
+        _ = shared.stop.cancelled() => return Err(Error::Cancelled),
+        permit = pools.workers.acquire() => permit.map_err(|_| Error::Cancelled)?,
+    };
     let slot = tokio::select! {
-        _ = shared.control.cancel.cancelled() => return Err(Error::Cancelled),
-        slot = slots.acquire() => slot.ok_or(Error::Cancelled)?,
+        _ = shared.stop.cancelled() => return Err(Error::Cancelled),
+        slot = pools.writers.acquire() => slot.ok_or(Error::Cancelled)?,
     };
     let mut stream = read_ahead(shared.source.read(&chunk.range).await?);
     let mut writer = shared.open(slot.id(), chunk, attempt).await?;
     let fed = feed_stream(shared, writer.as_mut(), &mut stream).await;
     drop(stream);
-    // Waiting for acknowledgements needs no worker: when the sink allows, the slot starts
-    // its next chunk meanwhile, so the pipeline never drains between chunks.
-    let slot = if shared.sink.overlapping_commits() {
-        drop(slot);
-        None
-    } else {
-        Some(slot)
-    };
+    // Waiting for acknowledgements and the commit needs no worker: the next chunk starts
+    // reading meanwhile (on another writer slot), so the pipeline never drains.
+    drop(worker);
     let result = finish_attempt(shared, writer, chunk, attempt, fed).await;
     drop(slot);
     result
@@ -99,7 +106,7 @@ async fn feed_stream(
     let result = async {
         loop {
             let batch = tokio::select! {
-                _ = shared.control.cancel.cancelled() => return Err(Error::Cancelled),
+                _ = shared.stop.cancelled() => return Err(Error::Cancelled),
                 batch = stream.next() => batch,
             };
             let Some(batch) = batch else { break };
@@ -128,7 +135,7 @@ pub(crate) async fn run_scan_block(
         let result = async {
             let mut left = records;
             while take_all || left > 0 {
-                if shared.control.cancel.is_cancelled() {
+                if shared.stop.is_cancelled() {
                     return Err(Error::Cancelled);
                 }
                 let Some(record) = scan.next().await? else {
@@ -147,7 +154,7 @@ pub(crate) async fn run_scan_block(
 
 async fn finish_attempt(
     shared: &Shared,
-    writer: Box<dyn ChunkWriter>,
+    mut writer: Box<dyn ChunkWriter>,
     chunk: &Chunk,
     attempt: u32,
     (fed, sent_before_error): (Result<SentStats>, SentStats),
@@ -161,26 +168,53 @@ async fn finish_attempt(
                 sent_before_error.bytes,
                 sent_before_error.messages,
             );
-            if let Err(abort_err) = writer.abort().await {
-                tracing::warn!(chunk = chunk.id, error = %abort_err.chain(), "abort failed");
-            }
+            abort_quietly(writer, chunk).await;
             return Err(err);
         }
     };
-    let delivery = match writer.commit().await {
-        Ok(d) => d,
+    let entry = match flush_and_check(writer.as_mut(), chunk, attempt, &stats).await {
+        Ok(entry) => entry,
         Err(err) => {
             counters.take_back(stats.records, stats.bytes, stats.messages);
+            abort_quietly(writer, chunk).await;
             return Err(err);
         }
     };
-    if let Err(err) = check_delivery(chunk, &stats, &delivery) {
+    // The entry is recorded as committing before it can become visible, so that a crash
+    // right after the commit leaves a record the resume can check against the sink.
+    if let Some(store) = &shared.checkpoint {
+        if let Err(err) = store.save_committing(&entry).await {
+            counters.take_back(stats.records, stats.bytes, stats.messages);
+            abort_quietly(writer, chunk).await;
+            return Err(stop_for_checkpoint(shared, err));
+        }
+    }
+    if let Err(err) = writer.commit().await {
         counters.take_back(stats.records, stats.bytes, stats.messages);
         return Err(err);
+    }
+    if let Some(store) = &shared.checkpoint {
+        if let Err(err) = store.save_committed(&entry).await {
+            return Err(stop_for_checkpoint(shared, err));
+        }
     }
     counters
         .chunks
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .control
+        .emit(ExportEvent::ChunkCommitted(entry.clone()));
+    Ok(entry)
+}
+
+async fn flush_and_check(
+    writer: &mut dyn ChunkWriter,
+    chunk: &Chunk,
+    attempt: u32,
+    stats: &SentStats,
+) -> Result<ChunkManifest> {
+    let delivery = writer.flush().await?;
+    check_delivery(chunk, stats, &delivery)?;
     Ok(ChunkManifest {
         chunk_id: chunk.id,
         attempt,
@@ -192,6 +226,23 @@ async fn finish_attempt(
         bytes: stats.bytes,
         crc32: stats.crc32,
     })
+}
+
+async fn abort_quietly(writer: Box<dyn ChunkWriter>, chunk: &Chunk) {
+    if let Err(abort_err) = writer.abort().await {
+        tracing::warn!(chunk = chunk.id, error = %abort_err.chain(), "abort failed");
+    }
+}
+
+/// A checkpoint that cannot be written stops the whole export: going on would commit
+/// chunks that a resume does not know of.
+fn stop_for_checkpoint(shared: &Shared, err: Error) -> Error {
+    let message = match err {
+        Error::Checkpoint(message) => message,
+        other => other.chain(),
+    };
+    shared.fail_export(Error::Checkpoint(message.clone()));
+    Error::Checkpoint(message)
 }
 
 /// A commit must account for every message sent, in the planned partition.

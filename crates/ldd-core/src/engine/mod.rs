@@ -8,6 +8,7 @@ mod feeder;
 mod options;
 mod progress;
 mod read_ahead;
+mod resumable;
 mod slots;
 
 use std::collections::HashSet;
@@ -19,8 +20,9 @@ use tokio::task::JoinSet;
 
 pub use options::{ExportControl, ExportOptions, RetryPolicy};
 pub use progress::{ExportEvent, ExportObserver, Progress};
+pub use resumable::export_resumable;
 
-use attempt::{run_chunk, run_scan_block, ChunkOutcome, ScanCursor};
+use attempt::{run_chunk, run_scan_block, ChunkOutcome, Pools, ScanCursor};
 use feeder::Feeder;
 use progress::Counters;
 use slots::SlotPool;
@@ -123,7 +125,56 @@ fn build_plan(
     }
 }
 
-/// Plans and runs a whole export; returns its manifest.
+/// What an export runs on: the source, the sink, the options and the controls.
+#[derive(Clone)]
+pub struct ExportParts {
+    /// Where the records come from.
+    pub source: Arc<dyn DataSource>,
+    /// Where the messages go.
+    pub sink: Arc<dyn Sink>,
+    /// How to run.
+    pub options: ExportOptions,
+    /// Cancellation and events.
+    pub control: ExportControl,
+}
+
+impl std::fmt::Debug for ExportParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportParts")
+            .field("source", &self.source.describe())
+            .field("sink", &self.sink.destination())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// What an earlier run of the same export left, for [`execute_plan`]. The default is a
+/// new export.
+#[derive(Clone, Default)]
+pub struct Resume {
+    /// Chunks already committed; they are not run again.
+    pub committed: Vec<ChunkManifest>,
+    /// Where each chunk is recorded as it commits; `None` records nothing.
+    pub checkpoint: Option<Arc<dyn crate::checkpoint::CheckpointStore>>,
+    /// Writer slots an earlier run may have used: at least these are fenced before any
+    /// chunk runs.
+    pub fence_slots: usize,
+    /// When the export first started; now when absent.
+    pub started_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume")
+            .field("committed", &self.committed.len())
+            .field("checkpoint", &self.checkpoint.is_some())
+            .field("fence_slots", &self.fence_slots)
+            .finish()
+    }
+}
+
+/// Plans and runs a whole export; returns its manifest. Nothing is recorded for a resume:
+/// see [`export_resumable`] for that.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -163,16 +214,17 @@ pub async fn export(
         export_id: Some(export_id),
         ..options
     };
-    execute_plan(
-        &plan,
+    let parts = ExportParts {
         source,
         sink,
         options,
         control,
-        Vec::new(),
-        started_at,
-    )
-    .await
+    };
+    let resume = Resume {
+        started_at: Some(started_at),
+        ..Resume::default()
+    };
+    execute_plan(&plan, parts, resume).await
 }
 
 /// Everything a worker needs, shared by all of them.
@@ -182,6 +234,11 @@ pub(crate) struct Shared {
     pub(crate) options: ExportOptions,
     pub(crate) control: ExportControl,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) checkpoint: Option<Arc<dyn crate::checkpoint::CheckpointStore>>,
+    /// Cancelled by the user's token or by a failure that stops the whole export.
+    pub(crate) stop: tokio_util::sync::CancellationToken,
+    /// The failure that stopped the export (a checkpoint that could not be written).
+    fatal: std::sync::Mutex<Option<Error>>,
     export_id: String,
 }
 
@@ -210,30 +267,50 @@ impl Shared {
             self.counters.clone(),
         )
     }
+
+    /// Stops the whole export with `err` (the first such error is kept).
+    pub(crate) fn fail_export(&self, err: Error) {
+        let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        fatal.get_or_insert(err);
+        self.stop.cancel();
+    }
+
+    fn take_fatal(&self) -> Option<Error> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
-/// Runs the chunks of `plan` that are not in `committed` (chunks a previous run of the same
-/// export already committed) and returns the manifest of all chunks.
+/// Runs the chunks of `plan` that `resume` does not show as committed and returns the
+/// manifest of all chunks.
 pub async fn execute_plan(
     plan: &ExportPlan,
-    source: Arc<dyn DataSource>,
-    sink: Arc<dyn Sink>,
-    options: ExportOptions,
-    control: ExportControl,
-    committed: Vec<ChunkManifest>,
-    started_at: chrono::DateTime<Utc>,
+    parts: ExportParts,
+    resume: Resume,
 ) -> Result<Manifest> {
+    let ExportParts {
+        source,
+        sink,
+        options,
+        control,
+    } = parts;
     options.validate()?;
+    let started_at = resume.started_at.unwrap_or_else(Utc::now);
     let export_id = options
         .export_id
         .clone()
         .unwrap_or_else(|| plan.export_id.clone());
+    let committed = resume.committed;
     let done: HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
     let pending: Vec<Chunk> = plan
         .pending_chunks(&committed)
         .into_iter()
         .cloned()
         .collect();
+    let writer_slots = sink.writer_slots(options.workers).max(options.workers);
+    // Fencing first: an earlier run's open transactions must not hold readers back, and
+    // no writer of this run may share a slot with a live writer of an earlier one.
+    sink.prepare(&export_id, writer_slots.max(resume.fence_slots))
+        .await?;
     let counters = Counters::new(
         pending.iter().map(|c| c.expected_records).sum(),
         pending.len() as u64,
@@ -244,17 +321,23 @@ pub async fn execute_plan(
         options,
         control: control.clone(),
         counters: counters.clone(),
+        checkpoint: resume.checkpoint,
+        stop: control.cancel.child_token(),
+        fatal: std::sync::Mutex::new(None),
         export_id: export_id.clone(),
     });
 
     let reporter = spawn_reporter(&shared);
     let results = if plan.splittable {
-        run_ranges(&shared, pending).await
+        run_ranges(&shared, pending, writer_slots).await
     } else {
         run_scan(&shared, plan, &done).await
     };
     reporter.cancel();
     control.emit(ExportEvent::Progress(counters.snapshot()));
+    if let Some(err) = shared.take_fatal() {
+        return Err(err);
+    }
 
     let mut manifests = committed;
     let mut failures = Vec::new();
@@ -280,7 +363,7 @@ pub async fn execute_plan(
         export_id,
         topic: sink.destination(),
         format: shared.options.format,
-        transactional: shared.options.transactional,
+        delivery: sink.delivery(),
         source: shared.source.describe(),
         counted_records: plan.total_records,
         strategy: plan.strategy.clone(),
@@ -296,19 +379,21 @@ pub async fn execute_plan(
 
 type ChunkResult = std::result::Result<ChunkManifest, ChunkOutcome>;
 
-/// Runs range chunks, at most `workers` reading and encoding at once, in chunk order.
-async fn run_ranges(shared: &Arc<Shared>, pending: Vec<Chunk>) -> Vec<ChunkResult> {
-    let slots = Arc::new(SlotPool::new(shared.options.workers));
+/// Runs range chunks in chunk order: at most `workers` reading and encoding at once, and
+/// at most `writer_slots` open in the sink (the rest of them committing).
+async fn run_ranges(
+    shared: &Arc<Shared>,
+    pending: Vec<Chunk>,
+    writer_slots: usize,
+) -> Vec<ChunkResult> {
+    let pools = Arc::new(Pools {
+        workers: tokio::sync::Semaphore::new(shared.options.workers),
+        writers: SlotPool::new(writer_slots),
+    });
     let mut tasks = JoinSet::new();
     for chunk in pending {
-        let (shared, slots) = (shared.clone(), slots.clone());
-        tasks.spawn(async move {
-            let result = run_chunk(&shared, &slots, &chunk).await;
-            if let Ok(m) = &result {
-                shared.control.emit(ExportEvent::ChunkCommitted(m.clone()));
-            }
-            result
-        });
+        let (shared, pools) = (shared.clone(), pools.clone());
+        tasks.spawn(async move { run_chunk(&shared, &pools, &chunk).await });
     }
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -331,7 +416,7 @@ async fn run_scan(
     done: &HashSet<u32>,
 ) -> Vec<ChunkResult> {
     let fail = |chunk_id: u32, err: &Error| {
-        if matches!(err, Error::Cancelled) {
+        if matches!(err, Error::Cancelled | Error::Checkpoint(_)) {
             ChunkOutcome::Cancelled
         } else {
             ChunkOutcome::Failed(ChunkFailure {
@@ -365,10 +450,7 @@ async fn run_scan(
         )
         .await
         {
-            Ok(m) => {
-                shared.control.emit(ExportEvent::ChunkCommitted(m.clone()));
-                results.push(Ok(m));
-            }
+            Ok(m) => results.push(Ok(m)),
             Err(e) => {
                 results.push(Err(fail(chunk.id, &e)));
                 break;

@@ -40,8 +40,6 @@ pub struct ExportOptions {
     pub workers: usize,
     /// Retry policy per chunk.
     pub retry: RetryPolicy,
-    /// Whether the sink writes each chunk as a transaction (recorded in the manifest).
-    pub transactional: bool,
     /// How often progress snapshots are reported.
     pub progress_interval: Duration,
     /// Number of each chunk's first attempt (1 for a new export). A resumed export starts
@@ -58,7 +56,6 @@ impl Default for ExportOptions {
             batch_bytes: DEFAULT_BATCH_BYTES,
             workers: 4,
             retry: RetryPolicy::default(),
-            transactional: false,
             progress_interval: Duration::from_millis(500),
             first_attempt: 1,
         }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::sink::{ChunkContext, ChunkDelivery, ChunkWriter, OutMessage, Sink};
+use crate::manifest::ChunkManifest;
+use crate::sink::{ChunkContext, ChunkDelivery, ChunkWriter, Delivery, OutMessage, Sink};
 
 /// One message as stored in a partition log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +39,17 @@ pub enum Fault {
 #[derive(Default)]
 struct State {
     logs: Vec<Vec<StoredMessage>>,
+    /// Next offset per partition: flushed attempts take offsets, aborted ones leave gaps
+    /// (as Kafka's aborted transactions do).
+    next_offsets: Vec<i64>,
+    prepared_slots: usize,
     faults: HashMap<(u32, u32), Fault>,
     aborted: u32,
 }
 
 /// Keeps partition logs in memory. Each chunk attempt is a transaction: its messages get
-/// offsets only when it commits, so an aborted attempt leaves nothing behind.
+/// offsets when flushed but enter the log only when it commits, so an aborted attempt
+/// leaves nothing behind but a gap in the offsets.
 #[derive(Clone)]
 pub struct MemorySink {
     state: Arc<Mutex<State>>,
@@ -55,6 +61,7 @@ impl MemorySink {
     pub fn new(partitions: u32) -> Self {
         let state = State {
             logs: vec![Vec::new(); partitions as usize],
+            next_offsets: vec![0; partitions as usize],
             ..Default::default()
         };
         MemorySink {
@@ -75,6 +82,11 @@ impl MemorySink {
             .get(partition as usize)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The most writer slots [`Sink::prepare`] was asked to fence.
+    pub fn prepared_slots(&self) -> usize {
+        self.lock().prepared_slots
     }
 
     /// Attempts aborted so far.
@@ -98,8 +110,36 @@ impl Sink for MemorySink {
         Ok(self.partitions)
     }
 
-    fn overlapping_commits(&self) -> bool {
-        true
+    fn delivery(&self) -> Delivery {
+        Delivery::ExactlyOnce
+    }
+
+    fn writer_slots(&self, workers: usize) -> usize {
+        workers * 2
+    }
+
+    async fn prepare(&self, _export_id: &str, slots: usize) -> Result<()> {
+        let mut state = self.lock();
+        state.prepared_slots = state.prepared_slots.max(slots);
+        Ok(())
+    }
+
+    async fn chunk_visible(&self, export_id: &str, chunk: &ChunkManifest) -> Result<bool> {
+        let Some(first) = chunk.first_offset else {
+            return Ok(false);
+        };
+        Ok(self
+            .lock()
+            .logs
+            .get(chunk.partition as usize)
+            .is_some_and(|log| {
+                log.iter().any(|m| {
+                    m.offset == first
+                        && m.context.export_id == export_id
+                        && m.context.chunk_id == chunk.chunk_id
+                        && m.context.attempt == chunk.attempt
+                })
+            }))
     }
 
     async fn open_chunk(&self, _slot: usize, chunk: &ChunkContext) -> Result<Box<dyn ChunkWriter>> {
@@ -118,6 +158,7 @@ impl Sink for MemorySink {
             sink: self.clone(),
             context: chunk.clone(),
             pending: Vec::new(),
+            first_offset: 0,
             fault,
         }))
     }
@@ -127,6 +168,8 @@ struct MemoryWriter {
     sink: MemorySink,
     context: ChunkContext,
     pending: Vec<OutMessage>,
+    /// The offset of the first pending message, once flushed.
+    first_offset: i64,
     fault: Option<Fault>,
 }
 
@@ -146,33 +189,39 @@ impl ChunkWriter for MemoryWriter {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<ChunkDelivery> {
+    async fn flush(&mut self) -> Result<ChunkDelivery> {
+        let mut state = self.sink.lock();
+        let next = &mut state.next_offsets[self.context.partition as usize];
+        self.first_offset = *next;
+        *next += self.pending.len() as i64;
+        let mut messages = self.pending.len() as u64;
+        if self.fault == Some(Fault::LosesOneMessage) {
+            messages = messages.saturating_sub(1);
+        }
+        let first = self.first_offset;
+        Ok(ChunkDelivery {
+            partition: self.context.partition,
+            first_offset: (messages > 0).then_some(first),
+            last_offset: (messages > 0).then_some(first + messages as i64 - 1),
+            messages,
+        })
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
         if self.fault == Some(Fault::CommitFails) {
             self.sink.lock().aborted += 1;
             return Err(Error::sink_msg("injected commit failure", true));
         }
         let mut state = self.sink.lock();
         let log = &mut state.logs[self.context.partition as usize];
-        let first = log.len() as i64;
-        let mut messages = self.pending.len() as u64;
-        for message in self.pending {
-            let offset = log.len() as i64;
+        for (i, message) in self.pending.into_iter().enumerate() {
             log.push(StoredMessage {
-                offset,
+                offset: self.first_offset + i as i64,
                 context: self.context.clone(),
                 message,
             });
         }
-        let last = log.len() as i64 - 1;
-        if self.fault == Some(Fault::LosesOneMessage) {
-            messages = messages.saturating_sub(1);
-        }
-        Ok(ChunkDelivery {
-            partition: self.context.partition,
-            first_offset: (messages > 0).then_some(first),
-            last_offset: (messages > 0).then_some(last),
-            messages,
-        })
+        Ok(())
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
