@@ -9,6 +9,7 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use ldd_core::Delivery;
 
 /// Payload compression of produced batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -79,10 +80,21 @@ pub struct KafkaSinkConfig {
     pub replication_factor: u16,
     /// Compression of produced batches.
     pub compression: Compression,
-    /// Each chunk is one transaction (exactly once for `read_committed` consumers).
-    pub transactional: bool,
-    /// Prefix of transactional ids (`<prefix>-<worker>`); defaults to `ldd-<topic>`.
+    /// The guarantee: `exactly-once` (the default) writes each chunk as one transaction, so
+    /// `read_committed` readers of the manifest's ranges see exactly the dataset;
+    /// `at-least-once` writes without transactions (failed attempts' messages stay inside
+    /// the ranges; readers must skip attempts the manifest does not name).
+    pub delivery: Delivery,
+    /// Prefix of transactional ids, `<prefix>-<export id>-<slot>`; defaults to `ldd`. The
+    /// ids are the same in every run of one export, so a resumed run fences the writers an
+    /// interrupted run left.
     pub transactional_id_prefix: Option<String>,
+    /// How long a transaction may stay open before the broker aborts it. This bounds how
+    /// long `read_committed` readers of a partition wait behind the open transaction of an
+    /// export that was killed and never resumed. At most the broker's
+    /// `transaction.max.timeout.ms` (15 min by default).
+    #[serde(with = "millis")]
+    pub transaction_timeout: Duration,
     /// Message key.
     pub key: MessageKey,
     /// `linger.ms`: how long the producer waits to fill a batch.
@@ -106,8 +118,9 @@ impl Default for KafkaSinkConfig {
             create_partitions: None,
             replication_factor: 1,
             compression: Compression::Lz4,
-            transactional: false,
+            delivery: Delivery::ExactlyOnce,
             transactional_id_prefix: None,
+            transaction_timeout: Duration::from_secs(60),
             key: MessageKey::ChunkId,
             linger_ms: 20,
             batch_size: 1024 * 1024,
@@ -145,7 +158,8 @@ impl fmt::Debug for KafkaSinkConfig {
             .field("topic", &self.topic)
             .field("create_partitions", &self.create_partitions)
             .field("compression", &self.compression)
-            .field("transactional", &self.transactional)
+            .field("delivery", &self.delivery)
+            .field("transaction_timeout", &self.transaction_timeout)
             .field("linger_ms", &self.linger_ms)
             .field("batch_size", &self.batch_size)
             .field("librdkafka", &passthrough)
@@ -183,6 +197,22 @@ impl KafkaSinkConfig {
             return Err(Error::Config(
                 "delivery_timeout must be at least 1 s".into(),
             ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(15 * 60))
+            .contains(&self.transaction_timeout)
+        {
+            return Err(Error::Config(format!(
+                "transaction_timeout {} ms is outside 1 s..15 min (the broker's default \
+                 transaction.max.timeout.ms)",
+                self.transaction_timeout.as_millis()
+            )));
+        }
+        if let Some(prefix) = &self.transactional_id_prefix {
+            if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(Error::Config(
+                    "transactional_id_prefix must be 1-64 printable ASCII characters".into(),
+                ));
+            }
         }
         for key in self.librdkafka.keys() {
             if RESERVED.contains(&key.as_str()) {
@@ -223,15 +253,16 @@ impl KafkaSinkConfig {
             )
             .set(
                 "delivery.timeout.ms",
-                self.delivery_timeout.as_millis().to_string(),
+                self.message_timeout(transactional_id.is_some())
+                    .as_millis()
+                    .to_string(),
             )
             // A missing topic must be an error, not silently created with broker defaults.
             .set("allow.auto.create.topics", "false");
         if let Some(id) = transactional_id {
-            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
             cfg.set("transactional.id", id).set(
                 "transaction.timeout.ms",
-                self.delivery_timeout.as_millis().to_string(),
+                self.transaction_timeout.as_millis().to_string(),
             );
         }
         for (k, v) in &self.librdkafka {
@@ -240,11 +271,21 @@ impl KafkaSinkConfig {
         cfg
     }
 
-    /// The transactional id prefix in use.
-    pub fn transactional_prefix(&self) -> String {
-        self.transactional_id_prefix
-            .clone()
-            .unwrap_or_else(|| format!("ldd-{}", self.topic))
+    /// How long one message may take to be delivered: librdkafka requires it not to exceed
+    /// the transaction timeout of a transactional producer.
+    pub fn message_timeout(&self, transactional: bool) -> Duration {
+        if transactional {
+            self.delivery_timeout.min(self.transaction_timeout)
+        } else {
+            self.delivery_timeout
+        }
+    }
+
+    /// The transactional id of writer slot `slot` of export `export_id`: the same in every
+    /// run of the export, so that a new run's producer fences the old one's.
+    pub fn transactional_id(&self, export_id: &str, slot: usize) -> String {
+        let prefix = self.transactional_id_prefix.as_deref().unwrap_or("ldd");
+        format!("{prefix}-{export_id}-{slot}")
     }
 }
 

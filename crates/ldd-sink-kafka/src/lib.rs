@@ -12,8 +12,11 @@
 //! - Every message carries headers (`ldd-export-id`, `ldd-chunk-id`, `ldd-attempt`,
 //!   `ldd-seq`, `ldd-records`, `ldd-format`) so any consumer can attribute and dedupe it.
 //! - Offsets in the manifest come from delivery reports, never from watermarks.
-//! - With `transactional = true`, each chunk is one Kafka transaction (exactly once for
-//!   `read_committed` readers).
+//! - By default ([`Delivery::ExactlyOnce`]) each chunk is one Kafka transaction: any
+//!   `read_committed` reader of the manifest's ranges (Spark, Flink, a plain client) reads
+//!   exactly the dataset, also after failed attempts and a killed-then-resumed export.
+//!   [`Delivery::AtLeastOnce`] writes without transactions; failed attempts' messages then
+//!   stay inside the ranges, and only readers that skip them by header read exactly.
 //! - [`EmbeddedCluster`] wraps librdkafka's mock cluster for hermetic tests and the demo.
 //!
 //! ## Example
@@ -51,9 +54,10 @@ pub mod error;
 pub mod manifest_topic;
 pub mod readback;
 mod sink;
+mod visibility;
 
 pub use admin::TopicAdmin;
-pub use config::{Compression, KafkaSinkConfig, MessageKey};
+pub use config::{Compression, Delivery, KafkaSinkConfig, MessageKey};
 pub use embedded::EmbeddedCluster;
 pub use error::{Error, Result};
 pub use sink::KafkaSink;

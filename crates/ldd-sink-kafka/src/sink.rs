@@ -1,5 +1,13 @@
-//! The Kafka [`Sink`]: one shared idempotent producer, or one transactional producer per
-//! worker slot, with the manifest built from delivery reports.
+//! The Kafka [`Sink`]: one transactional producer per writer slot (exactly once, the
+//! default), or one shared idempotent producer (at least once), with the manifest built from
+//! delivery reports.
+//!
+//! Transactional ids are `<prefix>-<export id>-<slot>`, the same in every run of an export:
+//! [`Sink::prepare`] initializes every slot's producer before the first chunk, which fences
+//! the producers an interrupted run left and makes the broker abort their open
+//! transactions at once, so `read_committed` readers never wait for the transaction timeout.
+//! There are twice as many writer slots as workers: a chunk's commit (flush, then the
+//! `EndTxn` round trip) overlaps the next chunk's reading on another producer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ldd_core::sink::header;
-use ldd_core::{ChunkContext, ChunkDelivery, ChunkWriter, OutMessage, Sink};
+use ldd_core::{ChunkContext, ChunkDelivery, ChunkManifest, ChunkWriter, Delivery, OutMessage, Sink};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -24,6 +32,13 @@ type KafkaProducer = ThreadedProducer<DeliveryContext>;
 /// Extra time, beyond the delivery timeout, to wait for the last delivery reports.
 const REPORT_GRACE: Duration = Duration::from_secs(30);
 
+/// Transactional writer slots per worker: one streaming, one committing.
+const TRANSACTIONAL_SLOTS_PER_WORKER: usize = 2;
+
+/// Writer slots per worker without transactions: the shared producer holds nothing per
+/// slot, so chunks awaiting acknowledgements only need to be bounded, not serialized.
+const SHARED_SLOTS_PER_WORKER: usize = 4;
+
 /// Writes chunks into one Kafka topic.
 pub struct KafkaSink {
     config: KafkaSinkConfig,
@@ -31,15 +46,18 @@ pub struct KafkaSink {
     budget: Arc<Semaphore>,
     budget_permits: usize,
     shared: Option<Arc<KafkaProducer>>,
-    /// Transactional producers by worker slot; a slot's producer is dropped after a failed
-    /// transaction so the next attempt starts clean (a new producer fences the old one).
+    /// Transactional producers by export id and writer slot; a slot's producer is dropped
+    /// after a failed transaction so the next attempt starts clean (a new producer with the
+    /// same transactional id fences the old one).
     slots: SlotMap,
 }
 
-/// Transactional producers by worker slot, shared with chunk writers.
-type SlotMap = Arc<Mutex<HashMap<usize, Arc<KafkaProducer>>>>;
+/// Transactional producers by (export id, writer slot), shared with chunk writers.
+type SlotMap = Arc<Mutex<HashMap<(String, usize), Arc<KafkaProducer>>>>;
 
-fn lock_slots(slots: &SlotMap) -> std::sync::MutexGuard<'_, HashMap<usize, Arc<KafkaProducer>>> {
+fn lock_slots(
+    slots: &SlotMap,
+) -> std::sync::MutexGuard<'_, HashMap<(String, usize), Arc<KafkaProducer>>> {
     slots.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -48,7 +66,7 @@ impl std::fmt::Debug for KafkaSink {
         f.debug_struct("KafkaSink")
             .field("topic", &self.config.topic)
             .field("partitions", &self.partitions)
-            .field("transactional", &self.config.transactional)
+            .field("delivery", &self.config.delivery)
             .finish()
     }
 }
@@ -69,7 +87,7 @@ impl KafkaSink {
             .await?;
         let budget_permits = (config.max_in_flight_bytes / PERMIT_BYTES).max(1);
         let budget = Arc::new(Semaphore::new(budget_permits));
-        let shared = if config.transactional {
+        let shared = if config.delivery == Delivery::ExactlyOnce {
             None
         } else {
             Some(Arc::new(create_producer(&config, None, budget.clone())?))
@@ -89,24 +107,31 @@ impl KafkaSink {
         &self.config
     }
 
-    async fn slot_producer(&self, slot: usize) -> Result<Arc<KafkaProducer>> {
-        if let Some(p) = lock_slots(&self.slots).get(&slot) {
+    fn transactional(&self) -> bool {
+        self.config.delivery == Delivery::ExactlyOnce
+    }
+
+    /// The slot's transactional producer, created and initialized (which fences any
+    /// earlier producer of the same id) on first use.
+    async fn slot_producer(&self, export_id: &str, slot: usize) -> Result<Arc<KafkaProducer>> {
+        let key = (export_id.to_owned(), slot);
+        if let Some(p) = lock_slots(&self.slots).get(&key) {
             return Ok(p.clone());
         }
-        let id = format!("{}-{slot}", self.config.transactional_prefix());
+        let id = self.config.transactional_id(export_id, slot);
         let producer = Arc::new(create_producer(
             &self.config,
             Some(&id),
             self.budget.clone(),
         )?);
         let p = producer.clone();
-        let timeout = self.config.delivery_timeout;
+        let timeout = self.config.transaction_timeout.max(Duration::from_secs(30));
         blocking(move || {
             p.init_transactions(timeout)
-                .map_err(|e| Error::kafka("initializing transactions", e))
+                .map_err(|e| Error::kafka("initializing transactions (fencing earlier writers)", e))
         })
         .await?;
-        lock_slots(&self.slots).insert(slot, producer.clone());
+        lock_slots(&self.slots).insert(key, producer.clone());
         Ok(producer)
     }
 }
@@ -146,10 +171,47 @@ impl Sink for KafkaSink {
         Ok(self.partitions)
     }
 
-    /// The shared idempotent producer needs no slot while a chunk awaits its acks; a
-    /// transactional slot's producer is busy until the chunk's transaction commits.
-    fn overlapping_commits(&self) -> bool {
-        !self.config.transactional
+    fn delivery(&self) -> Delivery {
+        self.config.delivery
+    }
+
+    fn writer_slots(&self, workers: usize) -> usize {
+        if self.transactional() {
+            workers * TRANSACTIONAL_SLOTS_PER_WORKER
+        } else {
+            workers * SHARED_SLOTS_PER_WORKER
+        }
+    }
+
+    /// Initializes every slot's transactional producer at once (in parallel), fencing the
+    /// writers of an interrupted run of the same export.
+    async fn prepare(&self, export_id: &str, slots: usize) -> ldd_core::Result<()> {
+        if !self.transactional() {
+            return Ok(());
+        }
+        let inits = (0..slots).map(|slot| self.slot_producer(export_id, slot));
+        for result in futures::future::join_all(inits).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn chunk_visible(
+        &self,
+        export_id: &str,
+        chunk: &ChunkManifest,
+    ) -> ldd_core::Result<bool> {
+        if !self.transactional() {
+            return Ok(false);
+        }
+        let probe = crate::visibility::Probe {
+            brokers: self.config.brokers.clone(),
+            properties: security_properties(&self.config),
+            topic: self.config.topic.clone(),
+            timeout: self.config.transaction_timeout + REPORT_GRACE,
+        };
+        let (export_id, chunk) = (export_id.to_owned(), chunk.clone());
+        Ok(blocking(move || probe.chunk_visible(&export_id, &chunk)).await?)
     }
 
     async fn open_chunk(
@@ -157,10 +219,10 @@ impl Sink for KafkaSink {
         slot: usize,
         chunk: &ChunkContext,
     ) -> ldd_core::Result<Box<dyn ChunkWriter>> {
-        let (producer, transaction) = if self.config.transactional {
-            let producer = self.slot_producer(slot).await?;
+        let (producer, transaction) = if self.transactional() {
+            let producer = self.slot_producer(&chunk.export_id, slot).await?;
             if let Err(e) = producer.begin_transaction() {
-                lock_slots(&self.slots).remove(&slot);
+                lock_slots(&self.slots).remove(&(chunk.export_id.clone(), slot));
                 return Err(Error::kafka("beginning a transaction", e).into());
             }
             (producer, Some(slot))
@@ -177,7 +239,7 @@ impl Sink for KafkaSink {
         Ok(Box::new(KafkaChunkWriter {
             sink: SinkHandle {
                 topic: self.config.topic.clone(),
-                delivery_timeout: self.config.delivery_timeout,
+                delivery_timeout: self.config.message_timeout(transaction.is_some()),
                 budget: self.budget.clone(),
                 budget_permits: self.budget_permits,
             },
@@ -208,7 +270,7 @@ struct SinkHandle {
 struct KafkaChunkWriter {
     sink: SinkHandle,
     producer: Arc<KafkaProducer>,
-    /// The worker slot whose transaction this is, in transactional mode.
+    /// The writer slot whose transaction this is, in transactional mode.
     transaction: Option<usize>,
     slots: SlotMap,
     tracker: Arc<ChunkTracker>,
@@ -291,7 +353,7 @@ impl KafkaChunkWriter {
     /// A producer whose transaction failed is dropped, so the slot starts clean next time.
     fn discard_producer(&self) {
         if let Some(slot) = self.transaction {
-            lock_slots(&self.slots).remove(&slot);
+            lock_slots(&self.slots).remove(&(self.context.export_id.clone(), slot));
         }
     }
 
@@ -339,25 +401,10 @@ impl ChunkWriter for KafkaChunkWriter {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> ldd_core::Result<ChunkDelivery> {
-        if self.transaction.is_some() {
-            if let Err(err) = self
-                .run_transaction_op("committing the chunk's transaction", |p, t| {
-                    p.commit_transaction(t)
-                })
-                .await
-            {
-                let _ = self
-                    .run_transaction_op("aborting", |p, t| p.abort_transaction(t))
-                    .await;
-                self.discard_producer();
-                return Err(err.into());
-            }
-        }
+    async fn flush(&mut self) -> ldd_core::Result<ChunkDelivery> {
         self.wait_for_reports().await?;
         let summary = self.tracker.summary();
         if summary.failed > 0 {
-            self.discard_producer();
             return Err(ldd_core::Error::sink_msg(
                 format!(
                     "chunk {}: {} of {} messages were not delivered: {}",
@@ -378,6 +425,25 @@ impl ChunkWriter for KafkaChunkWriter {
             last_offset: summary.last_offset,
             messages: summary.acked,
         })
+    }
+
+    async fn commit(self: Box<Self>) -> ldd_core::Result<()> {
+        if self.transaction.is_some() {
+            // Every message is acknowledged already (flush), so this is the EndTxn round trip.
+            if let Err(err) = self
+                .run_transaction_op("committing the chunk's transaction", |p, t| {
+                    p.commit_transaction(t)
+                })
+                .await
+            {
+                let _ = self
+                    .run_transaction_op("aborting", |p, t| p.abort_transaction(t))
+                    .await;
+                self.discard_producer();
+                return Err(err.into());
+            }
+        }
+        Ok(())
     }
 
     async fn abort(self: Box<Self>) -> ldd_core::Result<()> {

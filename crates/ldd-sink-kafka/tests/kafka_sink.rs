@@ -14,7 +14,7 @@ use ldd_core::{
     JobCountPartitioner, Manifest,
 };
 use ldd_sink_kafka::readback::{read_back, Hooks, JsonlOutput, Problem, ReadBackConfig};
-use ldd_sink_kafka::{manifest_topic, Compression, KafkaSink, KafkaSinkConfig};
+use ldd_sink_kafka::{manifest_topic, Compression, Delivery, KafkaSink, KafkaSinkConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -36,7 +36,6 @@ async fn run_export(
     format: Format,
     export_id: &str,
 ) -> Manifest {
-    let transactional = config.transactional;
     let sink = KafkaSink::connect(config).await.expect("sink connects");
     let source = Arc::new(GeneratorSource::new(GeneratorConfig {
         records,
@@ -53,7 +52,6 @@ async fn run_export(
             export_id: Some(export_id.into()),
             format,
             workers: 3,
-            transactional,
             batch_bytes: 16 * 1024,
             ..Default::default()
         },
@@ -166,20 +164,23 @@ async fn messages_carry_headers_and_key(broker: Broker) {
     broker.cleanup(&topic).await;
 }
 
-async fn transactional_export_verifies_read_committed(broker: Broker) {
-    let topic = random_topic("txn");
-    let config = KafkaSinkConfig {
-        transactional: true,
-        transactional_id_prefix: Some(format!("{topic}-tx")),
-        compression: Compression::Zstd,
-        ..sink_config(&broker, &topic, 3)
-    };
-    let manifest = run_export(config, 10_000, Format::Protobuf, "txn").await;
-    assert!(manifest.transactional);
-    let report = read_back(&manifest, &readback_config(&broker), None).unwrap();
-    assert!(report.is_verified(), "{:?}", report.problems);
-    assert_eq!(report.records, 10_000);
-    broker.cleanup(&topic).await;
+async fn both_delivery_modes_verify(broker: Broker) {
+    for delivery in [Delivery::ExactlyOnce, Delivery::AtLeastOnce] {
+        let topic = random_topic("delivery");
+        let config = KafkaSinkConfig {
+            delivery,
+            transactional_id_prefix: Some(format!("{topic}-tx")),
+            compression: Compression::Zstd,
+            ..sink_config(&broker, &topic, 3)
+        };
+        let manifest = run_export(config, 10_000, Format::Protobuf, "txn").await;
+        assert_eq!(manifest.delivery, delivery);
+        assert_eq!(manifest.transactional, delivery == Delivery::ExactlyOnce);
+        let report = read_back(&manifest, &readback_config(&broker), None).unwrap();
+        assert!(report.is_verified(), "{delivery}: {:?}", report.problems);
+        assert_eq!(report.records, 10_000);
+        broker.cleanup(&topic).await;
+    }
 }
 
 /// Two exports into one topic at once: each manifest verifies alone, skipping the other's
@@ -279,7 +280,7 @@ macro_rules! on_both_brokers {
 on_both_brokers!(
     produce_and_verify_every_format,
     messages_carry_headers_and_key,
-    transactional_export_verifies_read_committed,
+    both_delivery_modes_verify,
     concurrent_exports_share_a_topic,
     tampered_manifest_is_caught,
     missing_topic_is_a_clear_error,
