@@ -6,10 +6,17 @@
 #   scripts/services.sh install [svc...]   # fetch/build (idempotent, fast when cached)
 #   scripts/services.sh start [svc...]     # install if needed, start fresh, health-check
 #   scripts/services.sh stop [svc...]      # stop by pid file, remove the data (logs stay)
+#   scripts/services.sh crash kafka        # fault tests: SIGKILL the broker, keep its data
+#   scripts/services.sh revive kafka       # fault tests: restart a crashed broker on its data
 #   scripts/services.sh status             # up/down per service
 #   scripts/services.sh env                # the variables the tests read (for eval)
 #
-# Services: kafka, mongo (FerretDB), influx. No service names means all three.
+# Services: kafka, mongo (FerretDB), influx. No service names means all three, except for
+# crash and revive, which take kafka only and must name it. `crash` kills the broker without a
+# clean shutdown (SIGKILL), removes its pid file and keeps its data directory; `revive` starts
+# the broker again on that data (no storage format, nothing deleted) and health-checks it like
+# `start`; the log of the crashed broker stays at the top of the log file. `start` after a
+# crash still makes a fresh broker, and `stop` removes the data as usual.
 # Environment: LDD_CACHE_DIR (default ~/.cache/ldd) holds the builds and jars, one directory
 # per version; LDD_RUN_DIR (default $LDD_CACHE_DIR/run) holds data, pid files and logs;
 # LDD_KAFKA_HEAP (default 1g) is the broker's heap; LDD_START_TIMEOUT (default 90) is how many
@@ -198,18 +205,32 @@ wait_healthy() { # name deadline(SECONDS value) what command...
   done
 }
 
+# Set while reviving: a failed revive keeps the data (the fault test may want to look at it).
+REVIVING=0
+
 # Shows the log, stops what was launched (nothing is left running) and fails.
 fail_start() { # name message
   show_log_tail "$1"
+  if [ "$REVIVING" = 1 ]; then
+    stop_one "$1" keep-data
+    die "$1: $2 (log: $(log_file "$1"); data kept in $(data_dir "$1"))"
+  fi
   stop_one "$1"
   die "$1: $2 (log: $(log_file "$1"))"
 }
 
-launch() { # name command...
+# Starts a service in the background, its output in its log (truncated unless --append).
+launch() { # [--append] name command...
+  local append=0
+  if [ "$1" = --append ]; then
+    append=1
+    shift
+  fi
   local name="$1"
   shift
   mkdir -p "$LOG_DIR"
-  nohup "$@" >"$(log_file "$name")" 2>&1 </dev/null &
+  [ "$append" = 1 ] || : >"$(log_file "$name")"
+  nohup "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$name")"
 }
 
@@ -236,10 +257,9 @@ kafka_cluster_id() {
   echo "$id"
 }
 
-start_kafka() {
-  need java "a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless"
-  local dir="$RUN_DIR/kafka" deadline=$((SECONDS + START_TIMEOUT))
-  mkdir -p "$dir/data"
+# Writes the broker's configuration into its directory.
+kafka_config() { # dir
+  local dir="$1"
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -276,21 +296,50 @@ appender.stdout.layout.pattern=[%d] %p %m (%c)%n
 logger.state-change.name=state.change.logger
 logger.state-change.level=WARN
 PROPS
+}
+
+# Formats the storage of a new single-node cluster (a fresh cluster id).
+kafka_format_storage() { # dir
+  local dir="$1"
   kafka_tool -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool format \
     --cluster-id "$(kafka_cluster_id)" --config "$dir/server.properties" >"$dir/format.log" 2>&1 ||
     {
       cat "$dir/format.log" >&2
       die "kafka: formatting the storage failed (see above)"
     }
+}
+
+# `start_kafka` makes a fresh broker (config, storage format); `start_kafka revive` restarts a
+# crashed one on its existing directory: nothing is rewritten, formatted or deleted.
+start_kafka() { # [fresh|revive]
+  local mode="${1:-fresh}"
+  need java "a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless"
+  local dir="$RUN_DIR/kafka" deadline=$((SECONDS + START_TIMEOUT))
+  local launcher=(launch kafka)
+  if [ "$mode" = revive ]; then
+    local f
+    for f in server.properties log4j2.properties data/meta.properties; do
+      [ -f "$dir/$f" ] ||
+        die "kafka: no $f in $dir: nothing to revive ('start kafka' makes a fresh broker)"
+    done
+    launcher=(launch --append kafka)
+    mkdir -p "$LOG_DIR"
+    printf -- '==== [services] revived at %s on the existing data ====\n' "$(date -u +%FT%TZ)" \
+      >>"$(log_file kafka)"
+  else
+    mkdir -p "$dir/data"
+    kafka_config "$dir"
+    kafka_format_storage "$dir"
+  fi
   # The broker's JVM flags are those of Kafka's own start script.
-  launch kafka java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  "${launcher[@]}" java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties" \
     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$dir/server.properties"
   wait_healthy kafka "$deadline" "port $KAFKA_PORT" port_open "$KAFKA_PORT"
   wait_healthy kafka "$deadline" "metadata (TopicCommand --list)" kafka_metadata_ok
   local version
-  version="$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$(log_file kafka)" | head -n 1)"
+  version="$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$(log_file kafka)" | tail -n 1)"
   log "kafka: up, Apache Kafka ${version:-?} (KRaft broker+controller) on 127.0.0.1:$KAFKA_PORT"
 }
 
@@ -425,8 +474,8 @@ cmd_start() {
   done
 }
 
-stop_one() {
-  local name="$1" pid
+stop_one() { # name [keep-data]
+  local name="$1" keep="${2:-}" pid
   if pid="$(running_pid "$name")"; then
     kill "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 30))
@@ -445,7 +494,7 @@ stop_one() {
     log "$name: not running (stale pid file removed)"
   fi
   rm -f "$(pid_file "$name")"
-  rm -rf "$(data_dir "$name")"
+  [ "$keep" = keep-data ] || rm -rf "$(data_dir "$name")"
   port_open "$(main_port "$name")" &&
     log "$name: warning: port $(main_port "$name") is still in use by a process this script did not start"
   return 0
@@ -454,6 +503,74 @@ stop_one() {
 cmd_stop() {
   local svc
   for svc in "$@"; do stop_one "$svc"; done
+}
+
+# Whether any thread of a process is still alive. A zombie whose threads have all exited
+# (killed, not yet reaped by its parent) counts as gone; a zombie leader whose other threads
+# are still exiting (they hold the sockets of a JVM) does not.
+pid_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state threads
+  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)" || return 1
+  case "$state" in
+    Z | X)
+      threads="$(find "/proc/$1/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+      [ "$threads" -gt 1 ]
+      ;;
+    *) return 0 ;;
+  esac
+}
+
+only_kafka() { # cmd service...
+  local cmd="$1"
+  shift
+  if [ "$#" -ne 1 ] || [ "$1" != kafka ]; then
+    die "$cmd: only kafka supports fault injection (usage: $0 $cmd kafka)"
+  fi
+}
+
+# SIGKILLs the broker (no clean shutdown: unflushed data may be lost, as in a real crash),
+# waits until it is gone and removes the pid file. The data directory stays for `revive`.
+cmd_crash() {
+  only_kafka crash "$@"
+  local name=kafka pid
+  pid="$(running_pid "$name")" || die "$name: not running (by its pid file): nothing to crash"
+  kill -9 "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 30)) port
+  while pid_alive "$pid"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$name: pid $pid still alive 30s after SIGKILL"
+    sleep 0.1
+  done
+  rm -f "$(pid_file "$name")"
+  # Gone means its ports are closed too (`revive` needs them).
+  for port in $(ports "$name"); do
+    while port_open "$port"; do
+      [ "$SECONDS" -lt "$deadline" ] || die "$name: port $port still open 30s after SIGKILL of pid $pid"
+      sleep 0.1
+    done
+  done
+  log "$name: crashed (SIGKILL to pid $pid); data kept in $(data_dir "$name"); '$0 revive $name' restarts it"
+}
+
+# Starts a crashed broker again on its data directory and health-checks it like `start`.
+cmd_revive() {
+  only_kafka revive "$@"
+  local name=kafka pid port
+  if pid="$(running_pid "$name")"; then
+    die "$name: already running (pid $pid): nothing to revive ('crash $name' first)"
+  fi
+  [ -d "$(data_dir "$name")" ] ||
+    die "$name: no data directory $(data_dir "$name") to revive ('start $name' makes a fresh one)"
+  cmd_install "$name"
+  rm -f "$(pid_file "$name")"
+  for port in $(ports "$name"); do
+    port_open "$port" && die "$name: port $port is already in use by a process this script did not start"
+  done
+  REVIVING=1
+  local t0=$SECONDS
+  "start_$name" revive
+  REVIVING=0
+  log "$name: revived, healthy after $((SECONDS - t0))s (log: $(log_file "$name"))"
 }
 
 cmd_status() {
@@ -466,6 +583,9 @@ cmd_status() {
         echo "$svc: starting or unhealthy (pid $pid, port $(main_port "$svc") closed)"
         state=1
       fi
+    elif [ "$svc" = kafka ] && [ -d "$(data_dir "$svc")" ]; then
+      echo "$svc: down, data kept (crashed? 'revive $svc' restarts it, 'stop $svc' removes it)"
+      state=1
     else
       echo "$svc: down"
       state=1
@@ -483,7 +603,7 @@ cmd_env() {
 }
 
 usage() {
-  die "usage: $0 install|start|stop [kafka|mongo|influx...] | status | env"
+  die "usage: $0 install|start|stop [kafka|mongo|influx...] | crash|revive kafka | status | env"
 }
 
 main() {
@@ -493,6 +613,13 @@ main() {
   for svc in "$@"; do
     case "$svc" in kafka | mongo | influx) ;; *) die "unknown service '$svc' (kafka, mongo, influx)" ;; esac
   done
+  # Fault injection names its service: no default to all of them.
+  case "$cmd" in
+    crash | revive)
+      "cmd_$cmd" "$@"
+      return
+      ;;
+  esac
   [ "$#" -gt 0 ] || set -- "${ALL_SERVICES[@]}"
   case "$cmd" in
     install) cmd_install "$@" ;;

@@ -76,6 +76,24 @@ impl From<CompressionArg> for ldd_sink_kafka::Compression {
     }
 }
 
+/// The `--delivery` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeliveryArg {
+    /// Each chunk is one Kafka transaction.
+    ExactlyOnce,
+    /// No transactions.
+    AtLeastOnce,
+}
+
+impl From<DeliveryArg> for ldd_core::Delivery {
+    fn from(d: DeliveryArg) -> Self {
+        match d {
+            DeliveryArg::ExactlyOnce => ldd_core::Delivery::ExactlyOnce,
+            DeliveryArg::AtLeastOnce => ldd_core::Delivery::AtLeastOnce,
+        }
+    }
+}
+
 /// Options shared by everything that exports.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct EngineArgs {
@@ -97,9 +115,20 @@ pub(crate) struct EngineArgs {
     /// Target payload size of batched formats, in KiB.
     #[arg(long, default_value_t = 128)]
     pub(crate) batch_kib: usize,
-    /// Each chunk is one Kafka transaction (exactly once for read_committed readers).
-    #[arg(long)]
+    /// What readers of the manifest's ranges are guaranteed. exactly-once: each chunk is one
+    /// Kafka transaction, so any read_committed reader (Spark, Flink, a plain client) reads
+    /// exactly the dataset. at-least-once: no transactions; failed or interrupted attempts
+    /// leave messages inside the ranges that only header-aware readers (ldd consume) skip.
+    #[arg(long, value_enum, default_value = "exactly-once")]
+    pub(crate) delivery: DeliveryArg,
+    /// Same as --delivery exactly-once (the default); kept for earlier command lines.
+    #[arg(long, hide = true, conflicts_with = "delivery")]
     pub(crate) transactional: bool,
+    /// Seconds a chunk's transaction may stay open before the broker aborts it: how long
+    /// read_committed readers of a partition wait behind an export killed and never
+    /// resumed (a resume fences it at once). 1..900.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub(crate) transaction_timeout_secs: u64,
     /// Attempts per chunk.
     #[arg(long, default_value_t = 3)]
     pub(crate) attempts: u32,

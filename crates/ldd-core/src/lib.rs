@@ -56,9 +56,9 @@ pub mod source;
 pub mod testing;
 pub mod value;
 
+pub use checkpoint::{Checkpoint, CheckpointStore, ExportRecord, JournalFile, RunRecord};
 pub use chunk::{Chunk, ChunkRange, ExportPlan, PlanStrategy, ValueBound};
 pub use dataset::{DatasetSpec, FieldEquals, TimeRange};
-pub use checkpoint::{Checkpoint, CheckpointStore, ExportRecord, JournalFile, RunRecord};
 pub use engine::{
     execute_plan, export, export_resumable, plan_export, ExportControl, ExportEvent,
     ExportObserver, ExportOptions, ExportParts, Progress, Resume, RetryPolicy,

@@ -454,7 +454,11 @@ async fn a_crash_between_commit_and_checkpoint_neither_loses_nor_repeats_the_chu
     assert!(err.to_string().contains("disk full"), "{err}");
     let checkpoint = store.load().await.unwrap().unwrap();
     assert_eq!(
-        checkpoint.in_doubt.iter().map(|c| c.chunk_id).collect::<Vec<_>>(),
+        checkpoint
+            .in_doubt
+            .iter()
+            .map(|c| c.chunk_id)
+            .collect::<Vec<_>>(),
         vec![5]
     );
     assert!(checkpoint.committed.len() < 48);
@@ -464,7 +468,10 @@ async fn a_crash_between_commit_and_checkpoint_neither_loses_nor_repeats_the_chu
     manifest.check_consistency().unwrap();
     assert_eq!(manifest.total_records, 5_000);
     assert_eq!(manifest.chunks[5].attempt, 1);
-    assert!(manifest.chunks.iter().any(|c| c.attempt == 4), "later chunks reran");
+    assert!(
+        manifest.chunks.iter().any(|c| c.attempt == 4),
+        "later chunks reran"
+    );
     // Every chunk is visible exactly once: nothing lost, nothing twice.
     for c in &manifest.chunks {
         let copies = sink

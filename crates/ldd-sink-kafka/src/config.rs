@@ -208,7 +208,10 @@ impl KafkaSinkConfig {
             )));
         }
         if let Some(prefix) = &self.transactional_id_prefix {
-            if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_graphic()) {
+            if prefix.is_empty()
+                || prefix.len() > 64
+                || !prefix.chars().all(|c| c.is_ascii_graphic())
+            {
                 return Err(Error::Config(
                     "transactional_id_prefix must be 1-64 printable ASCII characters".into(),
                 ));

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ldd_core::sink::header;
-use ldd_core::{ChunkContext, ChunkDelivery, ChunkManifest, ChunkWriter, Delivery, OutMessage, Sink};
+use ldd_core::{
+    ChunkContext, ChunkDelivery, ChunkManifest, ChunkWriter, Delivery, OutMessage, Sink,
+};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};

@@ -10,7 +10,9 @@ use ldd_sink_kafka::readback::ReadBackConfig;
 use ldd_sink_kafka::{EmbeddedCluster, KafkaSink, KafkaSinkConfig};
 use std::path::PathBuf;
 
-use super::shared::{export_options, print_problems, run_export, run_read_back};
+use super::shared::{
+    delivery, export_options, print_problems, run_export, run_read_back, with_engine_flags,
+};
 use crate::cli::EngineArgs;
 use crate::report::{megabytes, per_sec, thousands};
 
@@ -43,25 +45,26 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let cluster = EmbeddedCluster::start(1).context("starting the embedded Kafka cluster")?;
     cluster.create_topic(TOPIC, args.partitions as i32, 1)?;
     let brokers = cluster.bootstrap_servers();
-    let sink = KafkaSink::connect(KafkaSinkConfig {
-        brokers: brokers.clone(),
-        topic: TOPIC.into(),
-        compression: args.engine.compression.into(),
-        transactional: args.engine.transactional,
-        ..Default::default()
-    })
+    let sink = KafkaSink::connect(with_engine_flags(
+        &args.engine,
+        KafkaSinkConfig {
+            brokers: brokers.clone(),
+            topic: TOPIC.into(),
+            ..Default::default()
+        },
+    ))
     .await?;
     let source = Arc::new(GeneratorSource::new(GeneratorConfig {
         records: args.records,
         ..Default::default()
     }));
     println!(
-        "ldd demo: {} generated IoT records -> embedded Kafka topic `{TOPIC}` ({} partitions, {}, {}{})",
+        "ldd demo: {} generated IoT records -> embedded Kafka topic `{TOPIC}` ({} partitions, {}, {}, {})",
         thousands(args.records),
         args.partitions,
         ldd_core::Format::from(args.engine.format),
         ldd_sink_kafka::Compression::from(args.engine.compression),
-        if args.engine.transactional { ", transactional" } else { "" },
+        delivery(&args.engine),
     );
     let options = export_options(&args.engine, None);
     let manifest = run_export(

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use ldd_core::{DataSource, GeneratorConfig, GeneratorSource};
 use ldd_sink_kafka::{manifest_topic, KafkaSink, KafkaSinkConfig};
 
-use super::shared::{export_options, run_export};
+use super::shared::{export_options, run_export, with_engine_flags};
 use crate::cli::{parse_key_value, EngineArgs};
 use crate::report::{per_sec, thousands};
 use crate::source_args::{ConnectionArgs, DatasetArgs, DbType};
@@ -127,15 +127,16 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("opening dataset {}", spec.display_name()))?
         }
     };
-    let sink = KafkaSink::connect(KafkaSinkConfig {
-        brokers: args.brokers.clone(),
-        topic: args.topic.clone(),
-        create_partitions: args.partitions,
-        compression: args.engine.compression.into(),
-        transactional: args.engine.transactional,
-        librdkafka: args.kafka_options.iter().cloned().collect(),
-        ..Default::default()
-    })
+    let sink = KafkaSink::connect(with_engine_flags(
+        &args.engine,
+        KafkaSinkConfig {
+            brokers: args.brokers.clone(),
+            topic: args.topic.clone(),
+            create_partitions: args.partitions,
+            librdkafka: args.kafka_options.iter().cloned().collect(),
+            ..Default::default()
+        },
+    ))
     .await?;
     let options = export_options(&args.engine, args.export_id.clone());
     let manifest = run_export(

@@ -5,6 +5,5 @@ pub(crate) mod consume;
 pub(crate) mod datasets;
 pub(crate) mod demo;
 pub(crate) mod export;
-pub(crate) mod journal;
 pub(crate) mod load;
 pub(crate) mod shared;

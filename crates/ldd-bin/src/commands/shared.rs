@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ldd_core::{
-    export, DataSource, ExportControl, ExportOptions, JobCountPartitioner, Manifest, RetryPolicy,
-    Sink,
+    export, export_resumable, CheckpointStore, DataSource, Delivery, ExportControl, ExportOptions,
+    ExportParts, JobCountPartitioner, JournalFile, Manifest, RetryPolicy, Sink,
 };
 use ldd_sink_kafka::readback::{read_back, Hooks, ReadBackConfig, ReadBackReport, RecordOutput};
+use ldd_sink_kafka::KafkaSinkConfig;
 
 use crate::cli::EngineArgs;
 use crate::progress::{export_observer, records_bar};
@@ -25,8 +26,26 @@ pub(crate) fn export_options(engine: &EngineArgs, export_id: Option<String>) -> 
             max_attempts: engine.attempts,
             ..Default::default()
         },
-        transactional: engine.transactional,
         ..Default::default()
+    }
+}
+
+/// The delivery guarantee from the flags (`--transactional` is the default's old name).
+pub(crate) fn delivery(engine: &EngineArgs) -> Delivery {
+    if engine.transactional {
+        Delivery::ExactlyOnce
+    } else {
+        engine.delivery.into()
+    }
+}
+
+/// The sink settings that come from the engine flags, on top of `config`.
+pub(crate) fn with_engine_flags(engine: &EngineArgs, config: KafkaSinkConfig) -> KafkaSinkConfig {
+    KafkaSinkConfig {
+        compression: engine.compression.into(),
+        delivery: delivery(engine),
+        transaction_timeout: std::time::Duration::from_secs(engine.transaction_timeout_secs),
+        ..config
     }
 }
 
@@ -44,7 +63,8 @@ pub(crate) fn partitioner(engine: &EngineArgs) -> JobCountPartitioner {
 }
 
 /// Runs an export with a progress bar; Ctrl-C cancels it cleanly. With a journal, the export
-/// records its progress there, or resumes the export the journal describes.
+/// records its plan and every committed chunk there ([`JournalFile`]), or resumes the export
+/// the journal describes.
 pub(crate) async fn run_export(
     source: Arc<dyn DataSource>,
     sink: Arc<dyn Sink>,
@@ -64,27 +84,38 @@ pub(crate) async fn run_export(
         }
     });
     let partitioner = partitioner(engine);
+    let parts = ExportParts {
+        source,
+        sink,
+        options,
+        control: ExportControl {
+            observer: Some(progress),
+            ..control
+        },
+    };
     let result = match journal {
         None => {
-            let control = ExportControl {
-                observer: Some(progress),
-                ..control
-            };
-            export(source, sink, &partitioner, options, control)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        Some(path) => {
-            super::journal::export_journaled(
-                path,
-                source,
-                sink,
+            export(
+                parts.source,
+                parts.sink,
                 &partitioner,
-                options,
-                control,
-                progress,
+                parts.options,
+                parts.control,
             )
             .await
+        }
+        Some(path) => {
+            let journal = Arc::new(JournalFile::new(path));
+            if let Some(state) = journal.load().await? {
+                eprintln!(
+                    "resuming export {} from {}: {} of {} chunks already committed",
+                    state.export.export_id,
+                    path.display(),
+                    state.committed.len(),
+                    state.export.plan.chunks.len()
+                );
+            }
+            export_resumable(parts, &partitioner, journal).await
         }
     };
     ctrl_c.abort();

@@ -17,7 +17,7 @@ use super::exports::model::{ExportState, ExportStatus};
 pub(crate) const STATE_FILE: &str = "ldd-state.sqlite3";
 
 /// Layout version, in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS connections (
@@ -34,27 +34,25 @@ CREATE TABLE IF NOT EXISTS exports (
 );
 CREATE INDEX IF NOT EXISTS exports_by_state ON exports(state);
 CREATE INDEX IF NOT EXISTS exports_by_created ON exports(created_at);
-CREATE TABLE IF NOT EXISTS export_plans (
-    id           TEXT PRIMARY KEY,
-    plan         TEXT NOT NULL,
-    next_attempt INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS checkpoint_exports (
+    id     TEXT PRIMARY KEY,
+    record TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS export_chunks (
-    id       TEXT NOT NULL,
-    chunk_id INTEGER NOT NULL,
-    manifest TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS checkpoint_runs (
+    id            TEXT NOT NULL,
+    first_attempt INTEGER NOT NULL,
+    last_attempt  INTEGER NOT NULL,
+    writer_slots  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoint_runs_by_id ON checkpoint_runs(id);
+CREATE TABLE IF NOT EXISTS checkpoint_chunks (
+    id        TEXT NOT NULL,
+    chunk_id  INTEGER NOT NULL,
+    committed INTEGER NOT NULL,
+    manifest  TEXT NOT NULL,
     PRIMARY KEY (id, chunk_id)
 );
 ";
-
-/// What an unfinished export needs to resume: its plan, the chunks it committed, and the
-/// first attempt number no earlier run used.
-#[derive(Debug, Clone)]
-pub(crate) struct ResumePoint {
-    pub(crate) plan: ldd_core::ExportPlan,
-    pub(crate) committed: Vec<ldd_core::ChunkManifest>,
-    pub(crate) first_attempt: u32,
-}
 
 /// What can go wrong with the state file.
 #[derive(Debug, thiserror::Error)]
@@ -228,68 +226,111 @@ impl Store {
         .await
     }
 
-    /// Records the plan a run executes and the attempt numbers it may use (up to
-    /// `next_attempt - 1`), before it writes anything.
-    pub(crate) async fn save_plan(
+    /// Records an export's checkpoint header (its identity and plan).
+    pub(crate) async fn save_checkpoint_export(
         &self,
         id: &str,
-        plan: &ldd_core::ExportPlan,
-        next_attempt: u32,
+        record: &ldd_core::ExportRecord,
     ) -> Result<(), StoreError> {
-        let (id, plan) = (id.to_owned(), serde_json::to_string(plan)?);
+        let (id, text) = (id.to_owned(), serde_json::to_string(record)?);
         self.call(move |c| {
             c.execute(
-                "INSERT INTO export_plans(id, plan, next_attempt) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET plan = excluded.plan,
-                     next_attempt = MAX(export_plans.next_attempt, excluded.next_attempt)",
-                params![id, plan, next_attempt],
+                "INSERT OR REPLACE INTO checkpoint_exports(id, record) VALUES (?1, ?2)",
+                params![id, text],
             )?;
             Ok(())
         })
         .await
     }
 
-    /// Records a committed chunk of an export.
-    pub(crate) async fn save_chunk(
+    /// Records that a run of an export starts.
+    pub(crate) async fn save_checkpoint_run(
+        &self,
+        id: &str,
+        run: &ldd_core::RunRecord,
+    ) -> Result<(), StoreError> {
+        let (id, run) = (id.to_owned(), *run);
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO checkpoint_runs(id, first_attempt, last_attempt, writer_slots)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, run.first_attempt, run.last_attempt, run.writer_slots],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a chunk as committing (`committed = false`) or committed. A committed chunk
+    /// stays committed.
+    pub(crate) async fn save_checkpoint_chunk(
         &self,
         id: &str,
         chunk: &ldd_core::ChunkManifest,
+        committed: bool,
     ) -> Result<(), StoreError> {
         let (id, chunk_id, text) = (id.to_owned(), chunk.chunk_id, serde_json::to_string(chunk)?);
         self.call(move |c| {
             c.execute(
-                "INSERT OR REPLACE INTO export_chunks(id, chunk_id, manifest) VALUES (?1, ?2, ?3)",
-                params![id, chunk_id, text],
+                "INSERT INTO checkpoint_chunks(id, chunk_id, committed, manifest)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id, chunk_id) DO UPDATE SET committed = excluded.committed,
+                     manifest = excluded.manifest
+                 WHERE checkpoint_chunks.committed = 0",
+                params![id, chunk_id, committed, text],
             )?;
             Ok(())
         })
         .await
     }
 
-    /// The plan and committed chunks of an export, if it got as far as planning.
-    pub(crate) async fn resume_point(&self, id: &str) -> Result<Option<ResumePoint>, StoreError> {
+    /// An export's checkpoint, if it got as far as planning.
+    pub(crate) async fn load_checkpoint(
+        &self,
+        id: &str,
+    ) -> Result<Option<ldd_core::Checkpoint>, StoreError> {
         let id = id.to_owned();
         self.call(move |c| {
-            let row = c
+            let record = c
                 .query_row(
-                    "SELECT plan, next_attempt FROM export_plans WHERE id = ?1",
+                    "SELECT record FROM checkpoint_exports WHERE id = ?1",
                     [&id],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)),
+                    |r| r.get::<_, String>(0),
                 )
                 .optional()?;
-            let Some((plan, first_attempt)) = row else {
+            let Some(record) = record else {
                 return Ok(None);
             };
-            let mut stmt =
-                c.prepare("SELECT manifest FROM export_chunks WHERE id = ?1 ORDER BY chunk_id")?;
-            let committed = stmt
-                .query_map([&id], |r| r.get::<_, String>(0))?
-                .map(|text| Ok(serde_json::from_str(&text?)?))
+            let mut stmt = c.prepare(
+                "SELECT first_attempt, last_attempt, writer_slots FROM checkpoint_runs WHERE id = ?1",
+            )?;
+            let runs = stmt
+                .query_map([&id], |r| {
+                    Ok(ldd_core::RunRecord {
+                        first_attempt: r.get(0)?,
+                        last_attempt: r.get(1)?,
+                        writer_slots: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare(
+                "SELECT committed, manifest FROM checkpoint_chunks WHERE id = ?1 ORDER BY chunk_id",
+            )?;
+            let chunks = stmt
+                .query_map([&id], |r| Ok((r.get::<_, bool>(0)?, r.get::<_, String>(1)?)))?
+                .map(|row| {
+                    let (committed, text) = row?;
+                    Ok((committed, serde_json::from_str(&text)?))
+                })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok(Some(ResumePoint {
-                plan: serde_json::from_str(&plan)?,
+            let (next_attempt, writer_slots) = ldd_core::checkpoint::fold_runs(&runs);
+            let (committed, in_doubt) = ldd_core::checkpoint::settle_chunks(chunks);
+            Ok(Some(ldd_core::Checkpoint {
+                export: serde_json::from_str(&record)?,
                 committed,
-                first_attempt,
+                in_doubt,
+                next_attempt,
+                writer_slots,
             }))
         })
         .await

@@ -303,6 +303,9 @@ mod tests {
         let journal = JournalFile::new("/nonexistent/ldd/journal");
         let err = journal.save_export(&record()).await.unwrap_err();
         assert!(matches!(err, Error::Checkpoint(_)), "{err}");
-        assert!(err.to_string().contains("/nonexistent/ldd/journal"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/ldd/journal"),
+            "{err}"
+        );
     }
 }

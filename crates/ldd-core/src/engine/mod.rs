@@ -208,6 +208,9 @@ pub async fn export(
     control.emit(ExportEvent::Planned {
         chunks: plan.chunks.len(),
         records: plan.total_records,
+        total_chunks: plan.chunks.len(),
+        total_records: plan.total_records,
+        partitions: plan.partitions,
         strategy: plan.strategy.name.clone(),
     });
     let options = ExportOptions {

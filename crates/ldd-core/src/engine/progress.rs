@@ -37,10 +37,16 @@ pub struct Progress {
 pub enum ExportEvent {
     /// Planning finished.
     Planned {
-        /// Chunks in the plan.
+        /// Chunks this run exports (all of the plan's, unless resuming).
         chunks: usize,
-        /// Records counted.
+        /// Records this run exports.
         records: u64,
+        /// Chunks in the whole plan.
+        total_chunks: usize,
+        /// Records counted in the whole dataset.
+        total_records: u64,
+        /// Partitions of the destination.
+        partitions: u32,
         /// Strategy name.
         strategy: String,
     },

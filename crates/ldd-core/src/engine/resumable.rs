@@ -58,7 +58,13 @@ pub async fn export_resumable(
                 next_attempt,
                 writer_slots,
             } = checkpoint;
-            (export, committed, in_doubt, next_attempt, writer_slots as usize)
+            (
+                export,
+                committed,
+                in_doubt,
+                next_attempt,
+                writer_slots as usize,
+            )
         }
         None => {
             let record = plan_new(&parts, partitioner).await?;
@@ -97,6 +103,9 @@ pub async fn export_resumable(
     parts.control.emit(ExportEvent::Planned {
         chunks: pending.len(),
         records: pending.iter().map(|c| c.expected_records).sum(),
+        total_chunks: record.plan.chunks.len(),
+        total_records: record.plan.total_records,
+        partitions: record.plan.partitions,
         strategy: record.plan.strategy.name.clone(),
     });
     let started_at = chrono::DateTime::parse_from_rfc3339(&record.started_at)
@@ -200,7 +209,11 @@ fn check_same_export(then: &ExportRecord, parts: &ExportParts) -> Result<()> {
             now.1,
             now.2,
             now.3,
-            if other_id { " under another export id" } else { "" }
+            if other_id {
+                " under another export id"
+            } else {
+                ""
+            }
         )));
     }
     Ok(())

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod plain_reader;
+
 use ldd_sink_kafka::{EmbeddedCluster, TopicAdmin};
 
 /// Env var naming the real broker for the tests that need one.

@@ -1,12 +1,11 @@
 //! From a request to a runnable export: defaults applied, everything checked without I/O.
 
-use crate::server::store::ResumePoint;
 use ldd_core::{
     DatasetSpec, ExportOptions, FieldEquals, JobCountPartitioner, RetryPolicy, TimeRange, Value,
 };
 use ldd_sink_kafka::KafkaSinkConfig;
 
-use super::model::{DatasetBody, ExportRequest, Origin, TimeRangeBody};
+use super::model::{DatasetBody, DeliveryName, ExportRequest, Origin, TimeRangeBody};
 use crate::server::config::ExportDefaults;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::validate::{check_brokers, check_identifier, check_text, check_topic, MAX_TEXT};
@@ -30,8 +29,6 @@ pub(crate) struct ExportJob {
     pub(crate) partitioner: JobCountPartitioner,
     /// Topic to publish the manifest to, if any.
     pub(crate) manifest_topic: Option<String>,
-    /// Where an earlier run stopped, when this run resumes it.
-    pub(crate) resume: Option<ResumePoint>,
 }
 
 impl ExportJob {
@@ -62,8 +59,19 @@ impl ExportJob {
         d.partitions = Some(partitions);
         let compression = d.compression.unwrap_or(defaults.compression.into());
         d.compression = Some(compression);
-        let transactional = d.transactional.unwrap_or(false);
-        d.transactional = Some(transactional);
+        let delivery = match (request.delivery, d.transactional) {
+            (Some(DeliveryName::AtLeastOnce), Some(true))
+            | (Some(DeliveryName::ExactlyOnce), Some(false)) => {
+                return Err(ApiError::BadRequest(
+                    "delivery contradicts destination.transactional; give only delivery".into(),
+                ))
+            }
+            (Some(delivery), _) => delivery,
+            (None, Some(false)) => DeliveryName::AtLeastOnce,
+            (None, _) => DeliveryName::ExactlyOnce,
+        };
+        request.delivery = Some(delivery);
+        d.transactional = None;
 
         let format = request.format.unwrap_or(defaults.format.into());
         request.format = Some(format);
@@ -127,7 +135,6 @@ impl ExportJob {
                 max_attempts: attempts,
                 ..Default::default()
             },
-            transactional,
             ..Default::default()
         };
         options
@@ -138,8 +145,7 @@ impl ExportJob {
             topic: request.destination.topic.clone(),
             create_partitions: Some(partitions),
             compression: compression.into(),
-            transactional,
-            transactional_id_prefix: transactional.then(|| format!("ldd-{id}")),
+            delivery: delivery.into(),
             ..Default::default()
         };
         sink.validate()
@@ -153,7 +159,6 @@ impl ExportJob {
             options,
             partitioner: JobCountPartitioner { jobs, drop_last },
             manifest_topic: (!manifest_topic.is_empty()).then_some(manifest_topic),
-            resume: None,
         })
     }
 }
@@ -257,6 +262,7 @@ mod tests {
                 transactional: None,
             },
             format: None,
+            delivery: None,
             jobs: None,
             drop_last: None,
             workers: None,
@@ -265,6 +271,30 @@ mod tests {
             export_id: None,
             manifest_topic: None,
         }
+    }
+
+    #[test]
+    fn exactly_once_is_the_default_and_contradictions_are_refused() {
+        let defaults = ExportDefaults {
+            brokers: Some("127.0.0.1:9092".into()),
+            ..Default::default()
+        };
+        let job = ExportJob::build(request(), &defaults, Origin::V1).unwrap();
+        assert_eq!(job.request.delivery, Some(DeliveryName::ExactlyOnce));
+        assert_eq!(job.sink.delivery, ldd_core::Delivery::ExactlyOnce);
+        let mut opt_out = request();
+        opt_out.delivery = Some(DeliveryName::AtLeastOnce);
+        let job = ExportJob::build(opt_out, &defaults, Origin::V1).unwrap();
+        assert_eq!(job.sink.delivery, ldd_core::Delivery::AtLeastOnce);
+        let mut old_name = request();
+        old_name.destination.transactional = Some(false);
+        let job = ExportJob::build(old_name, &defaults, Origin::V1).unwrap();
+        assert_eq!(job.request.delivery, Some(DeliveryName::AtLeastOnce));
+        let mut both = request();
+        both.delivery = Some(DeliveryName::ExactlyOnce);
+        both.destination.transactional = Some(false);
+        let err = ExportJob::build(both, &defaults, Origin::V1).unwrap_err();
+        assert!(err.to_string().contains("contradicts"), "{err}");
     }
 
     #[test]

@@ -235,19 +235,19 @@ impl ExportManager {
                 status.state.as_str()
             )));
         }
-        let point = self.store.resume_point(id).await?.ok_or_else(|| {
+        let point = self.store.load_checkpoint(id).await?.ok_or_else(|| {
             ApiError::Conflict(format!(
                 "export `{id}` stopped before it had a plan: nothing to resume; start it again with POST /v1/exports"
             ))
         })?;
-        let mut job = ExportJob::build(status.request.clone(), defaults, status.origin)?;
+        let job = ExportJob::build(status.request.clone(), defaults, status.origin)?;
         self.registry.info(&job.request.connection)?;
         tracing::info!(
-            "export {id}: resuming, {} of {} chunks already committed",
+            "export {id}: resuming, {} of {} chunks already committed, {} in doubt",
             point.committed.len(),
-            point.plan.chunks.len()
+            point.export.plan.chunks.len(),
+            point.in_doubt.len()
         );
-        job.resume = Some(point);
         status.state = ExportState::Queued;
         status.error = None;
         status.error_cause = None;

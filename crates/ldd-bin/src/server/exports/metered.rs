@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use ldd_core::{ChunkContext, ChunkDelivery, ChunkWriter, OutMessage, Sink};
+use ldd_core::{
+    ChunkContext, ChunkDelivery, ChunkManifest, ChunkWriter, Delivery, OutMessage, Sink,
+};
 
 use crate::server::metrics::Metrics;
 
@@ -29,6 +31,26 @@ impl Sink for MeteredSink {
 
     async fn partition_count(&self) -> ldd_core::Result<u32> {
         self.inner.partition_count().await
+    }
+
+    fn delivery(&self) -> Delivery {
+        self.inner.delivery()
+    }
+
+    fn writer_slots(&self, workers: usize) -> usize {
+        self.inner.writer_slots(workers)
+    }
+
+    async fn prepare(&self, export_id: &str, slots: usize) -> ldd_core::Result<()> {
+        self.inner.prepare(export_id, slots).await
+    }
+
+    async fn chunk_visible(
+        &self,
+        export_id: &str,
+        chunk: &ChunkManifest,
+    ) -> ldd_core::Result<bool> {
+        self.inner.chunk_visible(export_id, chunk).await
     }
 
     async fn open_chunk(
@@ -58,7 +80,12 @@ impl ChunkWriter for MeteredWriter {
         self.inner.send(messages).await
     }
 
-    async fn commit(self: Box<Self>) -> ldd_core::Result<ChunkDelivery> {
+    async fn flush(&mut self) -> ldd_core::Result<ChunkDelivery> {
+        // A failed flush is counted by the abort that follows it.
+        self.inner.flush().await
+    }
+
+    async fn commit(self: Box<Self>) -> ldd_core::Result<()> {
         let MeteredWriter {
             inner,
             started,

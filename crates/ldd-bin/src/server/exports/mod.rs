@@ -1,6 +1,7 @@
 //! Exports run by the server: the request and status types, validation, the background
 //! manager and the runner.
 
+mod checkpoint;
 pub(crate) mod job;
 pub(crate) mod manager;
 mod metered;

@@ -108,6 +108,28 @@ impl From<ldd_core::Format> for FormatName {
     }
 }
 
+/// What readers of the manifest's ranges are guaranteed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum DeliveryName {
+    /// Each chunk is one Kafka transaction: any `read_committed` reader of the manifest's
+    /// ranges reads exactly the dataset (the default).
+    ExactlyOnce,
+    /// No transactions: failed or interrupted attempts leave messages inside the ranges,
+    /// which only readers that skip attempts the manifest does not name (`ldd consume`)
+    /// leave out.
+    AtLeastOnce,
+}
+
+impl From<DeliveryName> for ldd_core::Delivery {
+    fn from(d: DeliveryName) -> Self {
+        match d {
+            DeliveryName::ExactlyOnce => ldd_core::Delivery::ExactlyOnce,
+            DeliveryName::AtLeastOnce => ldd_core::Delivery::AtLeastOnce,
+        }
+    }
+}
+
 /// Compression of produced batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -207,7 +229,7 @@ pub(crate) struct DestinationBody {
     /// Compression (the configured default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) compression: Option<CompressionName>,
-    /// Each chunk is one Kafka transaction (exactly once for `read_committed` readers).
+    /// Earlier name of `delivery`: `true` is `exactly-once`, `false` `at-least-once`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) transactional: Option<bool>,
 }
@@ -226,6 +248,9 @@ pub(crate) struct ExportRequest {
     /// Payload format (default: the configured one, `jsonl` unless changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) format: Option<FormatName>,
+    /// Delivery guarantee (default `exactly-once`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) delivery: Option<DeliveryName>,
     /// Configured job count (chunks before rounding to a multiple of the partitions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) jobs: Option<usize>,

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldd_core::{
-    execute_plan, plan_export, CancellationToken, DataSource, ExportControl, ExportEvent, Manifest,
-    Sink,
+    export_resumable, CancellationToken, DataSource, ExportControl, ExportEvent, ExportParts,
+    Manifest, Sink,
 };
 use ldd_sink_kafka::{manifest_topic, KafkaSink};
 
+use super::checkpoint::ServerCheckpoint;
 use super::job::ExportJob;
 use super::manager::{now, ExportHandle, ExportManager};
 use super::metered::MeteredSink;
@@ -110,56 +111,43 @@ async fn drive(
         Ok(spec) => spec,
         Err(err) => return failed("input", err.public_message()),
     };
-    let prepared = tokio::select! {
+    let connected = tokio::select! {
         _ = cancel.cancelled() => return Outcome::Cancelled,
-        prepared = prepare(manager, job, &spec) => prepared,
+        connected = connect(manager, job, &spec) => connected,
     };
-    let (source, sink, plan) = match prepared {
+    let (source, sink) = match connected {
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
-    let (committed, first_attempt) = job
-        .resume
-        .as_ref()
-        .map_or((Vec::new(), 1), |r| (r.committed.clone(), r.first_attempt));
-    // Recorded before anything is written, so that a later resume knows the plan and uses
-    // attempt numbers above this run's.
-    let next_attempt = first_attempt.saturating_add(job.options.retry.max_attempts);
-    if let Err(err) = manager.store.save_plan(&job.id, &plan, next_attempt).await {
-        return failed("internal", format!("recording the plan: {err}"));
-    }
-    let pending = plan.pending_chunks(&committed);
-    handle.update(|s| {
-        s.state = ExportState::Running;
-        s.plan = Some(PlanView {
-            chunks: plan.chunks.len() as u64,
-            records: plan.total_records,
-            partitions: plan.partitions,
-            strategy: plan.strategy.name.clone(),
-        });
-        // Progress counts what this run exports (all of it unless resuming).
-        s.progress = ProgressView {
-            records_total: pending.iter().map(|c| c.expected_records).sum(),
-            chunks_total: pending.len() as u64,
-            ..Default::default()
-        };
-    });
-    save(manager, handle).await;
 
     let observer = {
         let (handle, metrics, id) = (handle.clone(), manager.metrics.clone(), job.id.clone());
-        let store = manager.store.clone();
         move |event: &ExportEvent| match event {
+            ExportEvent::Planned {
+                chunks,
+                records,
+                total_chunks,
+                total_records,
+                partitions,
+                strategy,
+            } => handle.update(|s| {
+                s.state = ExportState::Running;
+                s.plan = Some(PlanView {
+                    chunks: *total_chunks as u64,
+                    records: *total_records,
+                    partitions: *partitions,
+                    strategy: strategy.clone(),
+                });
+                // Progress counts what this run exports (all of it unless resuming).
+                s.progress = ProgressView {
+                    records_total: *records,
+                    chunks_total: *chunks as u64,
+                    ..Default::default()
+                };
+            }),
             ExportEvent::Progress(p) => handle.update(|s| s.progress = p.clone().into()),
             ExportEvent::ChunkCommitted(m) => {
-                metrics.chunk_committed(m.records, m.bytes, m.messages);
-                // A chunk missing here is only exported again by a resume: never lost.
-                let (store, id, chunk) = (store.clone(), id.clone(), m.clone());
-                tokio::spawn(async move {
-                    if let Err(err) = store.save_chunk(&id, &chunk).await {
-                        tracing::warn!("export {id}: recording chunk {}: {err}", chunk.chunk_id);
-                    }
-                });
+                metrics.chunk_committed(m.records, m.bytes, m.messages)
             }
             ExportEvent::ChunkRetrying {
                 chunk_id,
@@ -174,16 +162,22 @@ async fn drive(
             _ => {}
         }
     };
-    let control = ExportControl {
-        cancel: cancel.clone(),
-        observer: Some(Arc::new(observer)),
+    let parts = ExportParts {
+        source,
+        sink,
+        options: job.options.clone(),
+        control: ExportControl {
+            cancel: cancel.clone(),
+            observer: Some(Arc::new(observer)),
+        },
     };
-    let started_at = chrono::Utc::now();
-    let options = ldd_core::ExportOptions {
-        first_attempt,
-        ..job.options.clone()
-    };
-    let result = execute_plan(&plan, source, sink, options, control, committed, started_at).await;
+    // The library drives plan, checkpoint and resume; the state file is its store, so a
+    // resumed export picks up exactly where the checkpoint says.
+    let checkpoint = Arc::new(ServerCheckpoint {
+        store: manager.store.clone(),
+        id: job.id.clone(),
+    });
+    let result = export_resumable(parts, &job.partitioner, checkpoint).await;
     drop(permit);
     let manifest = match result {
         Ok(m) => m,
@@ -192,6 +186,7 @@ async fn drive(
             let cause = match &e {
                 ldd_core::Error::Source { .. } => "source",
                 ldd_core::Error::InvalidInput(_) => "input",
+                ldd_core::Error::Checkpoint(_) => "internal",
                 _ => "kafka",
             };
             return failed(cause, spec.scrub(&e.chain()));
@@ -211,14 +206,14 @@ async fn drive(
     Outcome::Succeeded(Box::new(manifest), warnings)
 }
 
-type Prepared = (Arc<dyn DataSource>, Arc<dyn Sink>, ldd_core::ExportPlan);
+type Connected = (Arc<dyn DataSource>, Arc<dyn Sink>);
 
-/// Connects to the database and Kafka and plans the chunks.
-async fn prepare(
+/// Connects to the database and Kafka.
+async fn connect(
     manager: &Arc<ExportManager>,
     job: &ExportJob,
     spec: &ConnectionSpec,
-) -> Result<Prepared, Outcome> {
+) -> Result<Connected, Outcome> {
     let connection = manager
         .registry
         .connection(&job.request.connection)
@@ -242,20 +237,7 @@ async fn prepare(
         )
     })?;
     let sink: Arc<dyn Sink> = Arc::new(MeteredSink::new(Arc::new(kafka), manager.metrics.clone()));
-    if let Some(resume) = &job.resume {
-        return Ok((source, sink, resume.plan.clone()));
-    }
-    let plan = plan_export(source.as_ref(), sink.as_ref(), &job.partitioner, &job.id)
-        .await
-        .map_err(|e| {
-            let cause = match &e {
-                ldd_core::Error::Sink { .. } => "kafka",
-                ldd_core::Error::InvalidInput(_) => "input",
-                _ => "source",
-            };
-            failed(cause, spec.scrub(&format!("planning: {}", e.chain())))
-        })?;
-    Ok((source, sink, plan))
+    Ok((source, sink))
 }
 
 async fn save(manager: &ExportManager, handle: &ExportHandle) {

@@ -185,6 +185,7 @@ async fn run(state: &AppState, params: ExportParams, by_time: bool) -> ApiResult
             transactional: None,
         },
         format: Some(format),
+        delivery: None,
         jobs: None,
         drop_last: Some(drop_last),
         workers: None,
