@@ -54,12 +54,13 @@ pub struct KafkaSink {
     slots: SlotMap,
 }
 
-/// Transactional producers by (export id, writer slot), shared with chunk writers.
-type SlotMap = Arc<Mutex<HashMap<(String, usize), Arc<KafkaProducer>>>>;
+/// Transactional producers by (export id, writer slot), shared with chunk writers. Each
+/// slot's producer is initialized once even when several callers ask at the same time: two
+/// producers with one transactional id would fence each other.
+type SlotMap = Arc<Mutex<HashMap<(String, usize), SlotCell>>>;
+type SlotCell = Arc<tokio::sync::OnceCell<Arc<KafkaProducer>>>;
 
-fn lock_slots(
-    slots: &SlotMap,
-) -> std::sync::MutexGuard<'_, HashMap<(String, usize), Arc<KafkaProducer>>> {
+fn lock_slots(slots: &SlotMap) -> std::sync::MutexGuard<'_, HashMap<(String, usize), SlotCell>> {
     slots.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -117,24 +118,49 @@ impl KafkaSink {
     /// earlier producer of the same id) on first use.
     async fn slot_producer(&self, export_id: &str, slot: usize) -> Result<Arc<KafkaProducer>> {
         let key = (export_id.to_owned(), slot);
-        if let Some(p) = lock_slots(&self.slots).get(&key) {
-            return Ok(p.clone());
+        let cell = lock_slots(&self.slots).entry(key).or_default().clone();
+        let producer = cell
+            .get_or_try_init(|| async {
+                let id = self.config.transactional_id(export_id, slot);
+                let producer = Arc::new(create_producer(
+                    &self.config,
+                    Some(&id),
+                    self.budget.clone(),
+                )?);
+                let p = producer.clone();
+                let timeout = self.config.transaction_timeout.max(Duration::from_secs(30));
+                blocking(move || {
+                    p.init_transactions(timeout).map_err(|e| {
+                        Error::kafka("initializing transactions (fencing earlier writers)", e)
+                    })
+                })
+                .await?;
+                Ok::<_, Error>(producer)
+            })
+            .await?;
+        Ok(producer.clone())
+    }
+}
+
+impl Drop for KafkaSink {
+    /// Producers are closed on a thread of their own: closing one waits for its poll thread
+    /// and broker threads (up to ~100 ms each, measured), and every message is acknowledged
+    /// or committed by then, so nobody needs to wait for it.
+    fn drop(&mut self) {
+        let shared = self.shared.take();
+        let slots: Vec<_> = lock_slots(&self.slots)
+            .drain()
+            .filter_map(|(_, cell)| cell.get().cloned())
+            .collect();
+        if shared.is_none() && slots.is_empty() {
+            return;
         }
-        let id = self.config.transactional_id(export_id, slot);
-        let producer = Arc::new(create_producer(
-            &self.config,
-            Some(&id),
-            self.budget.clone(),
-        )?);
-        let p = producer.clone();
-        let timeout = self.config.transaction_timeout.max(Duration::from_secs(30));
-        blocking(move || {
-            p.init_transactions(timeout)
-                .map_err(|e| Error::kafka("initializing transactions (fencing earlier writers)", e))
-        })
-        .await?;
-        lock_slots(&self.slots).insert(key, producer.clone());
-        Ok(producer)
+        let spawned = std::thread::Builder::new()
+            .name("ldd-producer-close".into())
+            .spawn(move || drop((shared, slots)));
+        if let Err(e) = spawned {
+            tracing::debug!("closing producers in place: {e}");
+        }
     }
 }
 

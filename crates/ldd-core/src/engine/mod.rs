@@ -310,10 +310,21 @@ pub async fn execute_plan(
         .cloned()
         .collect();
     let writer_slots = sink.writer_slots(options.workers).max(options.workers);
-    // Fencing first: an earlier run's open transactions must not hold readers back, and
-    // no writer of this run may share a slot with a live writer of an earlier one.
-    sink.prepare(&export_id, writer_slots.max(resume.fence_slots))
-        .await?;
+    // Resuming, fencing comes first: an earlier run's open transactions must not hold
+    // readers back, also on slots this run will not use. A new export has nothing to fence.
+    if resume.fence_slots > 0 {
+        sink.prepare(&export_id, writer_slots.max(resume.fence_slots))
+            .await?;
+    } else {
+        // Still, set every slot's writer up at once in the background: otherwise a slot's
+        // first chunk waits for it (a transactional producer's set-up is a few round trips).
+        let (sink, export_id) = (sink.clone(), export_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sink.prepare(&export_id, writer_slots).await {
+                tracing::debug!(error = %e.chain(), "setting writers up ahead failed; they start on first use");
+            }
+        });
+    }
     let counters = Counters::new(
         pending.iter().map(|c| c.expected_records).sum(),
         pending.len() as u64,

@@ -48,7 +48,8 @@ pub async fn export_resumable(
     store: Arc<dyn CheckpointStore>,
 ) -> Result<Manifest> {
     parts.options.validate()?;
-    let (record, mut committed, in_doubt, first_attempt, fence_slots) = match store.load().await? {
+    let (record, mut committed, in_doubt, first_attempt, earlier_slots) = match store.load().await?
+    {
         Some(checkpoint) => {
             check_same_export(&checkpoint.export, &parts)?;
             let Checkpoint {
@@ -77,7 +78,7 @@ pub async fn export_resumable(
         .sink
         .writer_slots(options.workers)
         .max(options.workers)
-        .max(fence_slots);
+        .max(earlier_slots);
     let last_attempt = first_attempt
         .checked_add(options.retry.max_attempts - 1)
         .ok_or_else(|| {
@@ -95,9 +96,15 @@ pub async fn export_resumable(
             writer_slots: u32::try_from(writer_slots).unwrap_or(u32::MAX),
         })
         .await?;
-    parts.sink.prepare(&record.export_id, writer_slots).await?;
-    let settled = settle_in_doubt(&parts, &record, &*store, in_doubt).await?;
-    committed.extend(settled);
+    // Resuming: fence every slot an earlier run may have left a transaction open on, then
+    // ask the sink about the chunks that run left in doubt.
+    let fence_slots = if earlier_slots > 0 {
+        parts.sink.prepare(&record.export_id, writer_slots).await?;
+        committed.extend(settle_in_doubt(&parts, &record, &*store, in_doubt).await?);
+        writer_slots
+    } else {
+        0
+    };
 
     let pending = record.plan.pending_chunks(&committed);
     parts.control.emit(ExportEvent::Planned {
@@ -122,7 +129,7 @@ pub async fn export_resumable(
     let resume = Resume {
         committed,
         checkpoint: Some(store),
-        fence_slots: writer_slots,
+        fence_slots,
         started_at,
     };
     execute_plan(&record.plan, parts, resume).await

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 use ldd_core::{
-    export, ExportControl, ExportOptions, Format, GeneratorConfig, GeneratorSource,
+    export, Delivery, ExportControl, ExportOptions, Format, GeneratorConfig, GeneratorSource,
     JobCountPartitioner, Manifest,
 };
 use ldd_sink_kafka::readback::{read_back, ReadBackConfig};
@@ -100,6 +100,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let produce = bench.produce_pair(size, format, args.rounds).await?;
             rows.push(produce.0);
             rows.push(bench.read_back_pair(&produce.1, args.rounds).await?);
+            rows.push(bench.delivery_pair(size, format, args.rounds).await?);
         }
         // Kafka's tool needs a real broker; the embedded cluster is only for smoke runs.
         if let (Some(cp), None) = (&args.kafka_classpath, &bench.embedded) {
@@ -199,33 +200,79 @@ impl Bench {
             base.keep_best(m);
             self.cleanup(&topic).await;
 
-            let topic = self.topic("ldd").await?;
-            let sink = KafkaSink::connect(self.sink_config(&topic)).await?;
-            let started = Instant::now();
-            let result = export(
-                Arc::new(GeneratorSource::new(generator.clone())),
-                Arc::new(sink),
-                &JobCountPartitioner::default(),
-                ExportOptions {
-                    format,
-                    workers: self.workers,
-                    ..Default::default()
-                },
-                ExportControl::default(),
-            )
-            .await?;
-            ours.keep_best(Measure {
-                records: result.total_records,
-                bytes: result.total_bytes,
-                seconds: started.elapsed().as_secs_f64(),
-                ..Default::default()
-            });
+            let (measure, result) = self
+                .ldd_export(&generator, format, Delivery::ExactlyOnce)
+                .await?;
+            ours.keep_best(measure);
             if let Some(old) = manifest.replace(result) {
                 self.cleanup(&old.topic).await;
             }
         }
         let manifest = manifest.context("no round ran")?;
         Ok((Row::new("produce", format, size, base, ours), manifest))
+    }
+
+    /// One ldd export of the generated dataset into a new topic, timed.
+    async fn ldd_export(
+        &self,
+        generator: &GeneratorConfig,
+        format: Format,
+        delivery: Delivery,
+    ) -> anyhow::Result<(Measure, Manifest)> {
+        let topic = self.topic("ldd").await?;
+        let sink = KafkaSink::connect(KafkaSinkConfig {
+            delivery,
+            ..self.sink_config(&topic)
+        })
+        .await?;
+        let started = Instant::now();
+        let manifest = export(
+            Arc::new(GeneratorSource::new(generator.clone())),
+            Arc::new(sink),
+            &JobCountPartitioner::default(),
+            ExportOptions {
+                format,
+                workers: self.workers,
+                ..Default::default()
+            },
+            ExportControl::default(),
+        )
+        .await?;
+        let measure = Measure {
+            records: manifest.total_records,
+            bytes: manifest.total_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        Ok((measure, manifest))
+    }
+
+    /// ldd exactly once (each chunk a transaction, the default) against ldd at least once
+    /// (no transactions) on the same data, interleaved: what the guarantee costs.
+    async fn delivery_pair(&self, size: u64, format: Format, rounds: u32) -> anyhow::Result<Row> {
+        let generator = GeneratorConfig {
+            records: size,
+            ..Default::default()
+        };
+        let mut base = Measure::default();
+        let mut ours = Measure::default();
+        for _ in 0..rounds {
+            for delivery in [Delivery::AtLeastOnce, Delivery::ExactlyOnce] {
+                let (measure, manifest) = self.ldd_export(&generator, format, delivery).await?;
+                self.cleanup(&manifest.topic).await;
+                match delivery {
+                    Delivery::AtLeastOnce => base.keep_best(measure),
+                    Delivery::ExactlyOnce => ours.keep_best(measure),
+                }
+            }
+        }
+        Ok(Row::new(
+            "exactly-once vs at-least-once",
+            format,
+            size,
+            base,
+            ours,
+        ))
     }
 
     /// Bare consumer then ldd read-back (with verification) over the same manifest.

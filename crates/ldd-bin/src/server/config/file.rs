@@ -26,6 +26,7 @@ pub(super) struct Resolved {
     pub(super) workers: Option<usize>,
     pub(super) batch_kib: Option<usize>,
     pub(super) attempts: Option<u32>,
+    pub(super) transaction_timeout_secs: Option<u64>,
     pub(super) max_concurrent: Option<usize>,
 }
 
@@ -88,6 +89,7 @@ struct ExportsSection {
     workers: Option<usize>,
     batch_kib: Option<usize>,
     attempts: Option<u32>,
+    transaction_timeout_secs: Option<u64>,
     max_concurrent: Option<usize>,
 }
 
@@ -252,6 +254,7 @@ impl FileConfig {
             )?,
             batch_kib: exports.batch_kib,
             attempts: exports.attempts,
+            transaction_timeout_secs: exports.transaction_timeout_secs,
             max_concurrent: exports.max_concurrent,
         })
     }

@@ -100,6 +100,9 @@ pub(crate) struct ExportDefaults {
     pub(crate) batch_kib: usize,
     /// Attempts per chunk.
     pub(crate) attempts: u32,
+    /// Seconds a chunk's transaction may stay open before the broker aborts it (how long
+    /// readers wait behind an export killed and never resumed).
+    pub(crate) transaction_timeout_secs: u64,
     /// Exports running at once.
     pub(crate) max_concurrent: usize,
 }
@@ -116,6 +119,7 @@ impl Default for ExportDefaults {
             workers: 6,
             batch_kib: 128,
             attempts: 3,
+            transaction_timeout_secs: 60,
             max_concurrent: 2,
         }
     }
@@ -219,6 +223,9 @@ impl ServerConfig {
                 workers: args.workers.or(file.workers).unwrap_or(defaults.workers),
                 batch_kib: file.batch_kib.unwrap_or(defaults.batch_kib),
                 attempts: file.attempts.unwrap_or(defaults.attempts),
+                transaction_timeout_secs: file
+                    .transaction_timeout_secs
+                    .unwrap_or(defaults.transaction_timeout_secs),
                 max_concurrent: args
                     .max_concurrent_exports
                     .or(file.max_concurrent)
@@ -271,6 +278,9 @@ impl ServerConfig {
         }
         if !(1..=16 * 1024).contains(&e.batch_kib) {
             bail!("batch_kib must be within 1..=16384");
+        }
+        if !(1..=900).contains(&e.transaction_timeout_secs) {
+            bail!("transaction_timeout_secs must be within 1..=900 (the broker's default transaction.max.timeout.ms is 15 min)");
         }
         if self.shutdown_timeout.is_zero() {
             bail!("shutdown timeout must be at least 1 s");

@@ -146,6 +146,7 @@ impl ExportJob {
             create_partitions: Some(partitions),
             compression: compression.into(),
             delivery: delivery.into(),
+            transaction_timeout: std::time::Duration::from_secs(defaults.transaction_timeout_secs),
             ..Default::default()
         };
         sink.validate()
