@@ -107,8 +107,12 @@ pub(crate) async fn run_export(
         Some(path) => {
             let journal = Arc::new(JournalFile::new(path));
             if let Some(state) = journal.load().await? {
+                let in_doubt = match state.in_doubt.len() {
+                    0 => String::new(),
+                    n => format!(", {n} to check against the topic"),
+                };
                 eprintln!(
-                    "resuming export {} from {}: {} of {} chunks already committed",
+                    "resuming export {} from {}: {} of {} chunks already committed{in_doubt}",
                     state.export.export_id,
                     path.display(),
                     state.committed.len(),
