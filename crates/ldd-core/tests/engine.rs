@@ -323,15 +323,22 @@ async fn resume_half_of_an_export(splittable: bool) {
         splittable,
         ..Default::default()
     }));
-    let plan = ldd_core::plan_export(source.as_ref(), sink.as_ref(), &partitioner, "resumed")
-        .await
-        .unwrap();
     let parts = |options| ExportParts {
         source: source.clone(),
         sink: sink.clone(),
         options,
         control: ExportControl::default(),
     };
+    let plan = ldd_core::plan_export(
+        &parts(ExportOptions {
+            export_id: Some("resumed".into()),
+            ..options(Format::Jsonl)
+        }),
+        &partitioner,
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.export_id, "resumed");
     let first_run = ldd_core::execute_plan(&plan, parts(options(Format::Jsonl)), Resume::default())
         .await
         .unwrap();

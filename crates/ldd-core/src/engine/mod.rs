@@ -34,10 +34,27 @@ use crate::partition::Partitioner;
 use crate::sink::{ChunkContext, ChunkWriter, Sink};
 use crate::source::{DataSource, SplitKind};
 
-/// Counts and splits the dataset into a plan for the sink's partitions.
+/// Counts and splits the dataset of `parts.source` into a plan for the partitions of
+/// `parts.sink`, for export `parts.options.export_id` (a new UUID when absent; the plan
+/// carries it).
 ///
 /// Chunk ids follow the dataset's order; chunk `i` goes to the partitioner's partition.
-pub async fn plan_export(
+pub async fn plan_export(parts: &ExportParts, partitioner: &dyn Partitioner) -> Result<ExportPlan> {
+    let export_id = parts
+        .options
+        .export_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    split_into_plan(
+        parts.source.as_ref(),
+        parts.sink.as_ref(),
+        partitioner,
+        &export_id,
+    )
+    .await
+}
+
+async fn split_into_plan(
     source: &dyn DataSource,
     sink: &dyn Sink,
     partitioner: &dyn Partitioner,
@@ -199,13 +216,15 @@ pub async fn export(
     control: ExportControl,
 ) -> Result<Manifest> {
     options.validate()?;
-    let export_id = options
-        .export_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started_at = Utc::now();
-    let plan = plan_export(source.as_ref(), sink.as_ref(), partitioner, &export_id).await?;
-    control.emit(ExportEvent::Planned {
+    let parts = ExportParts {
+        source,
+        sink,
+        options,
+        control,
+    };
+    let plan = plan_export(&parts, partitioner).await?;
+    parts.control.emit(ExportEvent::Planned {
         chunks: plan.chunks.len(),
         records: plan.total_records,
         total_chunks: plan.chunks.len(),
@@ -213,15 +232,12 @@ pub async fn export(
         partitions: plan.partitions,
         strategy: plan.strategy.name.clone(),
     });
-    let options = ExportOptions {
-        export_id: Some(export_id),
-        ..options
-    };
     let parts = ExportParts {
-        source,
-        sink,
-        options,
-        control,
+        options: ExportOptions {
+            export_id: Some(plan.export_id.clone()),
+            ..parts.options
+        },
+        ..parts
     };
     let resume = Resume {
         started_at: Some(started_at),

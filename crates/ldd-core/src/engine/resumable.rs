@@ -137,20 +137,9 @@ pub async fn export_resumable(
 
 async fn plan_new(parts: &ExportParts, partitioner: &dyn Partitioner) -> Result<ExportRecord> {
     let started_at = Utc::now();
-    let export_id = parts
-        .options
-        .export_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let plan = plan_export(
-        parts.source.as_ref(),
-        parts.sink.as_ref(),
-        partitioner,
-        &export_id,
-    )
-    .await?;
+    let plan = plan_export(parts, partitioner).await?;
     Ok(ExportRecord {
-        export_id,
+        export_id: plan.export_id.clone(),
         topic: parts.sink.destination(),
         format: parts.options.format,
         source: parts.source.describe(),
