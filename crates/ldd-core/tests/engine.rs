@@ -39,6 +39,14 @@ fn options(format: Format) -> ExportOptions {
 
 /// Reads back every committed message of the manifest's attempts and returns the `seq`
 /// values, checking counts and checksums on the way.
+/// How many committed copies of a chunk's first message the sink holds.
+fn visible_copies(sink: &MemorySink, chunk: &ldd_core::ChunkManifest) -> usize {
+    sink.partition_log(chunk.partition)
+        .iter()
+        .filter(|m| m.context.chunk_id == chunk.chunk_id && m.message.sequence == 0)
+        .count()
+}
+
 fn read_back(sink: &MemorySink, manifest: &Manifest) -> Vec<i64> {
     let mut seqs = Vec::new();
     for chunk in &manifest.chunks {
@@ -375,12 +383,7 @@ async fn resume_half_of_an_export(splittable: bool) {
     }
     // Kept chunks were not written again: one attempt-1 copy each.
     for c in &kept {
-        let copies = sink
-            .partition_log(c.partition)
-            .iter()
-            .filter(|m| m.context.chunk_id == c.chunk_id && m.message.sequence == 0)
-            .count();
-        assert_eq!(copies, 1, "chunk {}", c.chunk_id);
+        assert_eq!(visible_copies(&sink, c), 1, "chunk {}", c.chunk_id);
     }
     assert_eq!(read_back(&sink, &resumed), (0..5_000).collect::<Vec<_>>());
 }
@@ -481,12 +484,7 @@ async fn a_crash_between_commit_and_checkpoint_neither_loses_nor_repeats_the_chu
     );
     // Every chunk is visible exactly once: nothing lost, nothing twice.
     for c in &manifest.chunks {
-        let copies = sink
-            .partition_log(c.partition)
-            .iter()
-            .filter(|m| m.context.chunk_id == c.chunk_id && m.message.sequence == 0)
-            .count();
-        assert_eq!(copies, 1, "chunk {}", c.chunk_id);
+        assert_eq!(visible_copies(&sink, c), 1, "chunk {}", c.chunk_id);
     }
     assert_eq!(read_back(&sink, &manifest), (0..5_000).collect::<Vec<_>>());
     // The resumed run fenced at least the slots of the first one.
