@@ -103,9 +103,10 @@ pub(crate) struct EngineArgs {
     /// Compression.
     #[arg(long, value_enum, default_value = "lz4")]
     pub(crate) compression: CompressionArg,
-    /// Configured job count (chunks, before rounding to a multiple of the partitions).
-    #[arg(long, default_value_t = 48)]
-    pub(crate) jobs: usize,
+    /// Configured job count (chunks, before rounding to a multiple of the partitions);
+    /// 48 by default (`ldd demo`: one chunk per 50,000 records, at least 48).
+    #[arg(long)]
+    pub(crate) jobs: Option<usize>,
     /// Keep all jobs (the original drops one before rounding).
     #[arg(long)]
     pub(crate) no_drop_last: bool,

@@ -47,6 +47,7 @@ pub mod chunk;
 pub mod dataset;
 pub mod engine;
 pub mod error;
+pub mod feed;
 pub mod format;
 pub mod generator;
 pub mod manifest;
@@ -64,6 +65,7 @@ pub use engine::{
     ExportObserver, ExportOptions, ExportParts, Progress, Resume, RetryPolicy,
 };
 pub use error::{BoxError, ChunkFailure, Error, Result};
+pub use feed::{CommittedChunk, FeedEntry};
 pub use format::{decode, EncodedMessage, Encoder, Format};
 pub use generator::{GeneratorConfig, GeneratorSource};
 pub use manifest::{ChunkManifest, Manifest, PartitionManifest, SparkOffsets};

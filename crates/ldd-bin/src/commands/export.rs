@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use ldd_core::{DataSource, GeneratorConfig, GeneratorSource};
-use ldd_sink_kafka::{manifest_topic, KafkaSink, KafkaSinkConfig};
+use ldd_sink_kafka::manifest_topic::FeedPublisher;
+use ldd_sink_kafka::{KafkaSink, KafkaSinkConfig};
 
 use super::shared::{export_options, run_export, with_engine_flags};
 use crate::cli::{parse_key_value, EngineArgs};
@@ -59,7 +60,8 @@ pub(crate) struct ExportArgs {
     /// Write the manifest here (`-` for stdout).
     #[arg(long, default_value = "-")]
     pub(crate) manifest_out: String,
-    /// Also publish the manifest to this topic (empty to skip).
+    /// Announce each committed chunk, then the manifest, to this topic, so that
+    /// `ldd consume --follow --export-id ID` can read the export while it runs (empty to skip).
     #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
     pub(crate) manifest_topic: String,
     /// Record the plan and every committed chunk in this file (JSON lines). When the file
@@ -139,15 +141,41 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     ))
     .await?;
     let options = export_options(&args.engine, args.export_id.clone());
-    let manifest = run_export(
+    // Followers (`ldd consume --follow`) read each chunk as soon as it is announced here.
+    let feed = match args.manifest_topic.as_str() {
+        "" => None,
+        topic => Some(Arc::new(
+            FeedPublisher::connect(&args.brokers, topic)
+                .await
+                .with_context(|| format!("connecting to the manifest topic `{topic}`"))?,
+        )),
+    };
+    let announce = feed
+        .as_ref()
+        .map(|f| f.observer(args.topic.clone(), args.engine.format.into()));
+    let result = run_export(
         source,
         Arc::new(sink),
         &args.engine,
         options,
         args.quiet,
         args.journal.as_deref(),
+        announce,
     )
-    .await?;
+    .await;
+    let manifest = match (result, &feed) {
+        (Ok(manifest), _) => manifest,
+        (Err(e), Some(feed)) => {
+            if let Err(announce_err) = feed
+                .fail(args.export_id.as_deref(), &format!("{e:#}"))
+                .await
+            {
+                tracing::warn!(error = %announce_err, "the failure could not be announced to the manifest topic");
+            }
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     let text = serde_json::to_string_pretty(&manifest)?;
     if args.manifest_out == "-" {
         println!("{text}");
@@ -155,8 +183,8 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&args.manifest_out, &text)
             .with_context(|| format!("writing the manifest to {}", args.manifest_out))?;
     }
-    if !args.manifest_topic.is_empty() {
-        manifest_topic::publish_manifest(&args.brokers, &args.manifest_topic, &manifest)
+    if let Some(feed) = &feed {
+        feed.finish(&manifest)
             .await
             .context("publishing the manifest")?;
     }

@@ -5,11 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ldd_core::feed::{fan_out, FeedEntry};
 use ldd_core::{
-    export, export_resumable, CheckpointStore, DataSource, Delivery, ExportControl, ExportOptions,
-    ExportParts, JobCountPartitioner, JournalFile, Manifest, RetryPolicy, Sink,
+    export, export_resumable, CheckpointStore, DataSource, Delivery, ExportControl, ExportObserver,
+    ExportOptions, ExportParts, JobCountPartitioner, JournalFile, Manifest, RetryPolicy, Sink,
 };
-use ldd_sink_kafka::readback::{read_back, Hooks, ReadBackConfig, ReadBackReport, RecordOutput};
+use ldd_sink_kafka::readback::{
+    follow, read_back, FollowOutcome, Hooks, ReadBackConfig, ReadBackReport, RecordOutput,
+};
 use ldd_sink_kafka::KafkaSinkConfig;
 
 use crate::cli::EngineArgs;
@@ -54,17 +57,20 @@ pub(crate) fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
+/// Chunks of an export unless `--jobs` says otherwise (the original system's default).
+pub(crate) const DEFAULT_JOBS: usize = 48;
+
 /// The original system's chunk rule from the flags.
 pub(crate) fn partitioner(engine: &EngineArgs) -> JobCountPartitioner {
     JobCountPartitioner {
-        jobs: engine.jobs,
+        jobs: engine.jobs.unwrap_or(DEFAULT_JOBS),
         drop_last: !engine.no_drop_last,
     }
 }
 
 /// Runs an export with a progress bar; Ctrl-C cancels it cleanly. With a journal, the export
 /// records its plan and every committed chunk there ([`JournalFile`]), or resumes the export
-/// the journal describes.
+/// the journal describes. `announce` also receives the export's events (a chunk feed).
 pub(crate) async fn run_export(
     source: Arc<dyn DataSource>,
     sink: Arc<dyn Sink>,
@@ -72,9 +78,13 @@ pub(crate) async fn run_export(
     options: ExportOptions,
     quiet: bool,
     journal: Option<&Path>,
+    announce: Option<Arc<dyn ExportObserver>>,
 ) -> anyhow::Result<Manifest> {
     let bar = records_bar(0, "export", quiet);
-    let progress = export_observer(bar.clone());
+    let progress = match announce {
+        Some(announce) => fan_out(vec![export_observer(bar.clone()), announce]),
+        None => export_observer(bar.clone()),
+    };
     let control = ExportControl::default();
     let cancel = control.cancel.clone();
     let ctrl_c = tokio::spawn(async move {
@@ -150,6 +160,32 @@ pub(crate) async fn run_read_back(
     bar.finish_and_clear();
     let (manifest, report) = joined;
     Ok((manifest, report.context("read-back failed")?))
+}
+
+/// Follows export `export_id` through `feed` on a blocking thread with a progress bar (the
+/// total is unknown until the export ends).
+pub(crate) fn spawn_follow<F>(
+    export_id: String,
+    feed: F,
+    config: ReadBackConfig,
+    output: Option<Arc<dyn RecordOutput>>,
+    quiet: bool,
+) -> tokio::task::JoinHandle<anyhow::Result<FollowOutcome>>
+where
+    F: IntoIterator<Item = ldd_sink_kafka::Result<FeedEntry>> + Send + 'static,
+{
+    let bar = records_bar(0, "follow", quiet);
+    tokio::task::spawn_blocking(move || {
+        let progress_bar = bar.clone();
+        let progress = move |done: u64, _total: u64| progress_bar.set_position(done);
+        let hooks = Hooks {
+            output: output.as_deref(),
+            progress: Some(&progress),
+        };
+        let outcome = follow(&export_id, feed, &config, Some(&hooks));
+        bar.finish_and_clear();
+        outcome.with_context(|| format!("following export {export_id} failed"))
+    })
 }
 
 /// Prints what read-back found wrong, at most `limit` lines.

@@ -225,6 +225,7 @@ pub async fn export(
     };
     let plan = plan_export(&parts, partitioner).await?;
     parts.control.emit(ExportEvent::Planned {
+        export_id: plan.export_id.clone(),
         chunks: plan.chunks.len(),
         records: plan.total_records,
         total_chunks: plan.chunks.len(),

@@ -37,6 +37,8 @@ pub struct Progress {
 pub enum ExportEvent {
     /// Planning finished.
     Planned {
+        /// The export's id (generated unless the options gave one).
+        export_id: String,
         /// Chunks this run exports (all of the plan's, unless resuming).
         chunks: usize,
         /// Records this run exports.

@@ -108,6 +108,7 @@ pub async fn export_resumable(
 
     let pending = record.plan.pending_chunks(&committed);
     parts.control.emit(ExportEvent::Planned {
+        export_id: record.export_id.clone(),
         chunks: pending.len(),
         records: pending.iter().map(|c| c.expected_records).sum(),
         total_chunks: record.plan.chunks.len(),

@@ -4,7 +4,11 @@
 //! group, no commits), `read_committed` by default. Each message is attributed by its
 //! headers: other exports' messages and attempts the manifest does not name are skipped;
 //! every chunk must then have exactly its messages, records and checksum.
+//!
+//! [`read_back`] reads a finished export from its manifest; [`follow`] reads an export while
+//! it runs, each chunk as soon as its commit is announced (see `ldd_core::feed`).
 
+mod follow;
 mod output;
 mod reader;
 mod verify;
@@ -17,11 +21,12 @@ use std::time::{Duration, Instant};
 use ldd_core::{Manifest, PartitionManifest};
 use serde::{Deserialize, Serialize};
 
+pub use follow::{follow, FollowOutcome};
 pub use output::{CsvOutput, JsonlOutput, RecordOutput};
 pub use verify::Problem;
 
 use crate::error::{Error, Result};
-use reader::GroupReader;
+use reader::{GroupReader, Target};
 
 /// How to read a manifest back.
 #[derive(Debug, Clone)]
@@ -147,12 +152,13 @@ pub fn read_back(
         groups[i % threads].push(partition);
     }
     let results = Mutex::new(Vec::new());
+    let target = Target::of_manifest(manifest);
     std::thread::scope(|scope| {
         for partitions in groups.into_iter().filter(|g| !g.is_empty()) {
-            let (results, hooks, done_records) = (&results, &hooks, &done_records);
+            let (results, hooks, done_records, target) = (&results, &hooks, &done_records, &target);
             scope.spawn(move || {
                 let outcome = GroupReader {
-                    manifest,
+                    target,
                     partitions,
                     config,
                     hooks,

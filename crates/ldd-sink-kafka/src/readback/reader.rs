@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ldd_core::format::{count_records, decode};
-use ldd_core::{Manifest, PartitionManifest};
+use ldd_core::{ChunkManifest, Format, Manifest, PartitionManifest};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -28,9 +28,33 @@ pub(super) struct PartitionOutcome {
     pub(super) problems: Vec<Problem>,
 }
 
-/// Reads `partitions` of `manifest` with one consumer.
+/// What to read: an export's chunks in a topic (a whole manifest, or the chunks a follower
+/// knows of so far).
+pub(super) struct Target<'a> {
+    pub(super) export_id: &'a str,
+    pub(super) topic: &'a str,
+    pub(super) format: Format,
+    pub(super) chunks: &'a [ChunkManifest],
+    /// Records expected in all, for progress.
+    pub(super) total_records: u64,
+}
+
+impl<'a> Target<'a> {
+    /// The whole of `manifest`.
+    pub(super) fn of_manifest(manifest: &'a Manifest) -> Self {
+        Target {
+            export_id: &manifest.export_id,
+            topic: &manifest.topic,
+            format: manifest.format,
+            chunks: &manifest.chunks,
+            total_records: manifest.total_records,
+        }
+    }
+}
+
+/// Reads `partitions` of `target` with one consumer.
 pub(super) struct GroupReader<'a> {
-    pub(super) manifest: &'a Manifest,
+    pub(super) target: &'a Target<'a>,
     pub(super) partitions: Vec<&'a PartitionManifest>,
     pub(super) config: &'a ReadBackConfig,
     pub(super) hooks: &'a Hooks<'a>,
@@ -47,11 +71,11 @@ struct PartitionState<'a> {
 }
 
 impl<'a> PartitionState<'a> {
-    fn new(manifest: &'a Manifest, partition: &'a PartitionManifest) -> Self {
+    fn new(target: &'a Target<'a>, partition: &'a PartitionManifest) -> Self {
         PartitionState {
             manifest: partition,
             checks: checks_for(
-                manifest
+                target
                     .chunks
                     .iter()
                     .filter(|c| c.partition == partition.partition),
@@ -90,50 +114,68 @@ impl<'a> PartitionState<'a> {
     }
 }
 
+/// A read-back consumer of `export_id` (assign only: no group membership, no commits).
+pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Result<BaseConsumer> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.brokers)
+        .set("group.id", format!("ldd-readback-{export_id}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        // Never jump elsewhere silently when an offset is gone: that is truncation.
+        .set("auto.offset.reset", "error")
+        .set(
+            "isolation.level",
+            if config.read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
+        // Several consumers read at once: keep each one's prefetch modest so that memory
+        // stays bounded however many partitions there are.
+        .set("fetch.max.bytes", "8388608")
+        .set("max.partition.fetch.bytes", "4194304")
+        .set("queued.max.messages.kbytes", "4096")
+        // With a small queue the threshold is hit all the time, and librdkafka then
+        // postpones the next fetch by this much (1 s by default): that pause, not the
+        // network, was most of the read time (5M records: 3.6 s -> 1.1 s).
+        .set("fetch.queue.backoff.ms", "1");
+    for (k, v) in &config.librdkafka {
+        cfg.set(k, v);
+    }
+    cfg.create()
+        .map_err(|e| Error::kafka("creating a read-back consumer", e))
+}
+
+/// Drops a consumer on a thread of its own.
+///
+/// Closing a consumer can wait ~100 ms for its broker threads (a third of a 1M-record
+/// read); nothing the caller needs depends on it. Should that thread not start, the
+/// closure (and the consumer) is dropped here.
+pub(super) fn close_in_background(consumer: BaseConsumer) {
+    let _ = std::thread::Builder::new()
+        .name("ldd-readback-close".into())
+        .spawn(move || drop(consumer));
+}
+
 impl GroupReader<'_> {
-    fn consumer(&self) -> Result<BaseConsumer> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.config.brokers)
-            .set(
-                "group.id",
-                format!("ldd-readback-{}", self.manifest.export_id),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            // Never jump elsewhere silently when an offset is gone: that is truncation.
-            .set("auto.offset.reset", "error")
-            .set(
-                "isolation.level",
-                if self.config.read_committed {
-                    "read_committed"
-                } else {
-                    "read_uncommitted"
-                },
-            )
-            // Several consumers read at once: keep each one's prefetch modest so that memory
-            // stays bounded however many partitions there are.
-            .set("fetch.max.bytes", "8388608")
-            .set("max.partition.fetch.bytes", "4194304")
-            .set("queued.max.messages.kbytes", "4096")
-            // With a small queue the threshold is hit all the time, and librdkafka then
-            // postpones the next fetch by this much (1 s by default): that pause, not the
-            // network, was most of the read time (5M records: 3.6 s -> 1.1 s).
-            .set("fetch.queue.backoff.ms", "1");
-        for (k, v) in &self.config.librdkafka {
-            cfg.set(k, v);
-        }
-        cfg.create()
-            .map_err(|e| Error::kafka("creating a read-back consumer", e))
+    /// Reads the group with a consumer of its own.
+    pub(super) fn run(self) -> Result<Vec<PartitionOutcome>> {
+        let consumer = readback_consumer(self.config, self.target.export_id)?;
+        let outcome = self.read_with(&consumer);
+        close_in_background(consumer);
+        outcome
     }
 
-    pub(super) fn run(self) -> Result<Vec<PartitionOutcome>> {
-        let topic = &self.manifest.topic;
-        let consumer = self.consumer()?;
+    /// Reads the group with `consumer`, which is assigned exactly the group's partitions
+    /// (replacing any earlier assignment) and left paused on the finished ones.
+    pub(super) fn read_with(self, consumer: &BaseConsumer) -> Result<Vec<PartitionOutcome>> {
+        let topic = self.target.topic;
         let mut states = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
         for p in &self.partitions {
-            let mut state = PartitionState::new(self.manifest, p);
+            let mut state = PartitionState::new(self.target, p);
             let (low, high) = consumer
                 .fetch_watermarks(topic, p.partition as i32, Duration::from_secs(15))
                 .map_err(|e| {
@@ -167,6 +209,9 @@ impl GroupReader<'_> {
             consumer
                 .assign(&assignment)
                 .map_err(|e| Error::kafka("assigning the partitions", e))?;
+        } else if let Err(e) = consumer.unassign() {
+            // Nothing is polled below, so an earlier assignment left in place does no harm.
+            tracing::debug!(error = %e, "clearing an earlier assignment");
         }
 
         let mut last_message = Instant::now();
@@ -221,12 +266,6 @@ impl GroupReader<'_> {
                 }
             }
         }
-        // Closing a consumer can wait ~100 ms for its broker threads (a third of a 1M-record
-        // read); nothing the caller needs depends on it, so it closes on a thread of its own.
-        // Should that thread not start, the closure (and the consumer) is dropped here.
-        let _ = std::thread::Builder::new()
-            .name("ldd-readback-close".into())
-            .spawn(move || drop(consumer));
         Ok(states
             .into_values()
             .map(PartitionState::into_outcome)
@@ -241,7 +280,7 @@ impl GroupReader<'_> {
         state.finished = offset >= last_offset;
         let outcome = &mut state.outcome;
         let headers = parse_headers(msg);
-        let ours = headers.export_id == Some(self.manifest.export_id.as_str());
+        let ours = headers.export_id == Some(self.target.export_id);
         let check = match (
             ours,
             headers.chunk_id.and_then(|c| state.checks.get_mut(&c)),
@@ -290,7 +329,7 @@ impl GroupReader<'_> {
                 outcome.bytes += payload.len() as u64;
                 let done = self.done_records.fetch_add(records, Ordering::Relaxed) + records;
                 if let Some(progress) = self.hooks.progress {
-                    progress(done, self.manifest.total_records);
+                    progress(done, self.target.total_records);
                 }
             }
         }
@@ -298,7 +337,7 @@ impl GroupReader<'_> {
 
     /// Counts a payload's records, decoding and emitting them when asked.
     fn count_and_emit(&self, payload: &[u8]) -> std::result::Result<u64, String> {
-        let format = self.manifest.format;
+        let format = self.target.format;
         let count = || {
             count_records(format, payload)
                 .map(u64::from)

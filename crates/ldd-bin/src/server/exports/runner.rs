@@ -124,6 +124,7 @@ async fn drive(
         let (handle, metrics, id) = (handle.clone(), manager.metrics.clone(), job.id.clone());
         move |event: &ExportEvent| match event {
             ExportEvent::Planned {
+                export_id: _,
                 chunks,
                 records,
                 total_chunks,
