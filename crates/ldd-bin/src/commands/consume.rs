@@ -4,6 +4,7 @@
 //! (`--server URL --export-id ID`), from the manifest topic (`--export-id ID`), or, like the
 //! original client, from triggering an export (`--trigger-url URL`: call an original
 //! `/data/export/?...` URL, take the answer's `exportId`, fetch its manifest, read back).
+//! With `--follow` it reads an export while it runs, each chunk as soon as it commits.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,12 +15,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use ldd_core::FeedEntry;
 use ldd_core::Manifest;
 use ldd_sink_kafka::manifest_topic;
-use ldd_sink_kafka::readback::{CsvOutput, JsonlOutput, ReadBackConfig, RecordOutput};
+use ldd_sink_kafka::readback::{
+    CsvOutput, JsonlOutput, ReadBackConfig, ReadBackReport, RecordOutput,
+};
 use serde::Deserialize;
 
-use super::shared::{print_problems, run_read_back};
+use super::shared::{print_problems, run_read_back, spawn_follow};
 use crate::report::{per_sec, thousands};
 
 /// What to do with the records read back.
@@ -58,6 +64,12 @@ pub(crate) struct ConsumeArgs {
     /// With --server: wait for a running export to finish instead of failing.
     #[arg(long)]
     pub(crate) wait: bool,
+    /// Read the export while it runs: each chunk as soon as it commits, announced in the
+    /// manifest topic (with --export-id) or on the server's event stream (with --server and
+    /// --export-id). May start before the export (it waits for it); ends once the final
+    /// manifest arrived and every chunk is verified.
+    #[arg(long, conflicts_with_all = ["manifest", "trigger_url", "wait"], requires = "export_id")]
+    pub(crate) follow: bool,
     /// Manifest topic to look the export id up in.
     #[arg(long, default_value = ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC)]
     pub(crate) manifest_topic: String,
@@ -105,6 +117,7 @@ struct TriggerAnswer {
 }
 
 /// A small HTTP client for the server.
+#[derive(Clone)]
 struct Http {
     client: reqwest::Client,
     token: Option<String>,
@@ -119,16 +132,21 @@ impl Http {
         Ok(Http { client, token })
     }
 
-    /// GETs `url`; answers the status and body text.
-    async fn get(&self, url: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
+    /// GETs `url` and answers the response, its body not yet read.
+    async fn open(&self, url: &str) -> anyhow::Result<reqwest::Response> {
         let mut request = self.client.get(url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request
+        request
             .send()
             .await
-            .with_context(|| format!("calling {}", without_query(url)))?;
+            .with_context(|| format!("calling {}", without_query(url)))
+    }
+
+    /// GETs `url`; answers the status and body text.
+    async fn get(&self, url: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        let response = self.open(url).await?;
         let status = response.status();
         let text = response
             .text()
@@ -308,10 +326,12 @@ fn cross_check(answer: &TriggerAnswer, manifest: &Manifest) -> Vec<String> {
     problems
 }
 
-pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let http = Http::new(args.token.clone())?;
-    let (manifest, answer) = load_manifest(&args, &http).await?;
-    let config = ReadBackConfig {
+/// The read-back settings from the flags.
+fn read_back_config(
+    args: &ConsumeArgs,
+    answer: Option<&TriggerAnswer>,
+) -> anyhow::Result<ReadBackConfig> {
+    Ok(ReadBackConfig {
         parallelism: args
             .parallelism
             .unwrap_or_else(ldd_sink_kafka::readback::default_parallelism),
@@ -319,16 +339,166 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         decode: args.decode,
         read_committed: true,
         librdkafka: args.kafka_options.iter().cloned().collect(),
-        ..ReadBackConfig::new(brokers(&args, answer.as_ref())?)
-    };
+        ..ReadBackConfig::new(brokers(args, answer)?)
+    })
+}
+
+pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let http = Http::new(args.token.clone())?;
+    if args.follow {
+        return follow_export(&args, http).await;
+    }
+    let (manifest, answer) = load_manifest(&args, &http).await?;
+    let config = read_back_config(&args, answer.as_ref())?;
     let mismatches = answer
         .as_ref()
         .map(|a| cross_check(a, &manifest))
         .unwrap_or_default();
     let out = output(&args)?;
     let (_, report) = run_read_back(manifest, config, out, args.quiet).await?;
+    finish(&args, &report, &mismatches)
+}
+
+/// `--follow`: reads the export's chunks as they are announced.
+async fn follow_export(args: &ConsumeArgs, http: Http) -> anyhow::Result<ExitCode> {
+    let Some(id) = args.export_id.clone() else {
+        bail!("--follow needs --export-id ID");
+    };
+    let config = read_back_config(args, None)?;
+    let out = output(args)?;
+    if !args.quiet {
+        eprintln!("following export {id}: each chunk is read as soon as it commits");
+    }
+    let followed = match &args.server {
+        Some(server) => {
+            let feed = server_feed(http, server.trim_end_matches('/').to_owned(), id.clone());
+            spawn_follow(id, feed, config, out, args.quiet).await
+        }
+        None => {
+            let feed = manifest_topic::tail_feed(&config.brokers, &args.manifest_topic, &id)
+                .await
+                .with_context(|| {
+                    format!("following the manifest topic `{}`", args.manifest_topic)
+                })?;
+            spawn_follow(id, feed, config, out, args.quiet).await
+        }
+    };
+    let followed = followed.context("the read-back thread failed")??;
+    if !args.quiet {
+        eprintln!(
+            "{} of {} chunks were read while the export ran",
+            followed.chunks_read_early,
+            followed.manifest.chunks.len()
+        );
+    }
+    finish(args, &followed.report, &[])
+}
+
+/// The data of the server's `done` event that the follower needs.
+#[derive(Debug, Deserialize)]
+struct DoneEvent {
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// An export's feed from the server's event stream (`GET /v1/exports/{id}/events`): its
+/// `chunk` events, then the manifest (fetched) or the failure. A dropped stream (the server
+/// restarted) is opened again; chunks come twice then, which the follower expects.
+fn server_feed(
+    http: Http,
+    server: String,
+    id: String,
+) -> std::sync::mpsc::Receiver<ldd_sink_kafka::Result<FeedEntry>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    tokio::spawn(async move {
+        let mut failures = 0;
+        loop {
+            match server_events(&http, &server, &id, &tx).await {
+                Ok(true) => return,
+                Ok(false) => failures = 0,
+                Err(e) if failures >= SERVER_RETRIES => {
+                    let _ = tx.send(Err(ldd_sink_kafka::Error::Decode(format!("{e:#}"))));
+                    return;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!("following export {id} on {server}: {e:#}; trying again");
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    rx
+}
+
+/// Connection attempts in a row that may fail before following gives up.
+const SERVER_RETRIES: u32 = 30;
+
+type FeedSender = std::sync::mpsc::Sender<ldd_sink_kafka::Result<FeedEntry>>;
+
+/// Reads one connection of the event stream into `tx`. Answers whether the feed ended (the
+/// export ended, the server refused, or nobody reads the feed any more); `false` when the
+/// stream ended early or the export was interrupted by a server shutdown (it resumes there).
+async fn server_events(
+    http: &Http,
+    server: &str,
+    id: &str,
+    tx: &FeedSender,
+) -> anyhow::Result<bool> {
+    let url = format!("{server}/v1/exports/{id}/events");
+    let response = http.open(&url).await?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        let refused = http_failure(&format!("following export {id}"), status, &text);
+        let _ = tx.send(Err(ldd_sink_kafka::Error::Decode(format!("{refused:#}"))));
+        return Ok(true);
+    }
+    let mut events = response.bytes_stream().eventsource();
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|e| anyhow::anyhow!("reading the event stream of {url}: {e}"))?;
+        let entry = match event.event.as_str() {
+            "chunk" => FeedEntry::Chunk(
+                serde_json::from_str(&event.data).context("a `chunk` event is not valid")?,
+            ),
+            "done" => {
+                let done: DoneEvent =
+                    serde_json::from_str(&event.data).context("the `done` event is not valid")?;
+                match done.state.as_str() {
+                    "succeeded" => FeedEntry::Finished(Box::new(
+                        manifest_from_server(http, server, id, false).await?,
+                    )),
+                    "interrupted" => {
+                        tracing::warn!("export {id} was interrupted by a server shutdown; waiting for it to be resumed");
+                        return Ok(false);
+                    }
+                    state => FeedEntry::Failed {
+                        export_id: id.to_owned(),
+                        error: done
+                            .error
+                            .unwrap_or_else(|| format!("the export ended {state}")),
+                    },
+                }
+            }
+            _ => continue,
+        };
+        let last = entry.is_last();
+        if tx.send(Ok(entry)).is_err() || last {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Prints the report and answers the exit code.
+fn finish(
+    args: &ConsumeArgs,
+    report: &ReadBackReport,
+    mismatches: &[String],
+) -> anyhow::Result<ExitCode> {
     if args.json {
-        eprintln!("{}", serde_json::to_string_pretty(&report)?);
+        eprintln!("{}", serde_json::to_string_pretty(report)?);
     }
     eprintln!(
         "export {}: read {} of {} records ({} messages) in {:.2} s = {} records/s; {} of {} chunks verified",
@@ -349,10 +519,10 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
             "verified: FAILED ({} problems)",
             report.problems.len() + mismatches.len()
         );
-        for m in &mismatches {
+        for m in mismatches {
             eprintln!("  - {m}");
         }
-        print_problems(&report, 20);
+        print_problems(report, 20);
         Ok(ExitCode::from(crate::EXIT_UNVERIFIED))
     }
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ldd_core::CancellationToken;
-use tokio::sync::{watch, Notify, Semaphore};
+use ldd_core::CommittedChunk;
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
 
 use super::job::ExportJob;
 use super::model::{ExportState, ExportStatus, Origin, ProgressView};
@@ -19,6 +20,10 @@ use crate::server::metrics::Metrics;
 use crate::server::registry::Registry;
 use crate::server::store::Store;
 
+/// Chunk events a slow follower may fall behind by; beyond, it misses some and takes them
+/// from the final manifest.
+const CHUNK_EVENTS_BUFFERED: usize = 1024;
+
 /// One export running in this process.
 pub(crate) struct ExportHandle {
     /// Export id.
@@ -26,6 +31,10 @@ pub(crate) struct ExportHandle {
     cancel: CancellationToken,
     interrupted: AtomicBool,
     status: watch::Sender<ExportStatus>,
+    /// Chunks this run committed, for followers that connect late.
+    committed: Mutex<Vec<CommittedChunk>>,
+    /// Each chunk as it commits, for followers already connected.
+    chunks: broadcast::Sender<CommittedChunk>,
 }
 
 impl std::fmt::Debug for ExportHandle {
@@ -38,6 +47,30 @@ impl std::fmt::Debug for ExportHandle {
 }
 
 impl ExportHandle {
+    /// Records a committed chunk and tells the followers.
+    pub(crate) fn chunk_committed(&self, chunk: CommittedChunk) {
+        self.committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(chunk.clone());
+        // No follower listening is fine.
+        let _ = self.chunks.send(chunk);
+    }
+
+    /// The chunks committed so far and every one after: subscribe first, then take the
+    /// list, so that no chunk falls between the two (one may come twice).
+    pub(crate) fn follow_chunks(
+        &self,
+    ) -> (Vec<CommittedChunk>, broadcast::Receiver<CommittedChunk>) {
+        let live = self.chunks.subscribe();
+        let so_far = self
+            .committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (so_far, live)
+    }
+
     /// Follows the status as it changes.
     pub(crate) fn subscribe(&self) -> watch::Receiver<ExportStatus> {
         self.status.subscribe()
@@ -270,6 +303,8 @@ impl ExportManager {
             id: job.id.clone(),
             cancel: CancellationToken::new(),
             interrupted: AtomicBool::new(false),
+            committed: Mutex::new(Vec::new()),
+            chunks: broadcast::channel(CHUNK_EVENTS_BUFFERED).0,
             status: tx,
         });
         {

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ldd_core::feed::fan_out;
+use ldd_core::CommittedChunk;
 use ldd_core::{
     export_resumable, CancellationToken, DataSource, ExportControl, ExportEvent, ExportParts,
     Manifest, Sink,
 };
-use ldd_sink_kafka::{manifest_topic, KafkaSink};
+use ldd_sink_kafka::manifest_topic::FeedPublisher;
+use ldd_sink_kafka::KafkaSink;
 
 use super::checkpoint::ServerCheckpoint;
 use super::job::ExportJob;
@@ -120,8 +123,22 @@ async fn drive(
         Err(outcome) => return outcome,
     };
 
+    // Followers read each chunk as soon as it commits: through the manifest topic, and
+    // through the export's event stream.
+    let feed = match &job.manifest_topic {
+        None => None,
+        Some(topic) => match FeedPublisher::connect(&job.sink.brokers, topic).await {
+            Ok(feed) => Some(Arc::new(feed)),
+            Err(e) => {
+                manager.metrics.export_error("manifest_topic");
+                tracing::warn!("export {}: the manifest topic `{topic}` is not available, chunks are not announced there: {e}", job.id);
+                None
+            }
+        },
+    };
     let observer = {
         let (handle, metrics, id) = (handle.clone(), manager.metrics.clone(), job.id.clone());
+        let (topic, format) = (job.sink.topic.clone(), job.options.format);
         move |event: &ExportEvent| match event {
             ExportEvent::Planned {
                 export_id: _,
@@ -148,7 +165,13 @@ async fn drive(
             }),
             ExportEvent::Progress(p) => handle.update(|s| s.progress = p.clone().into()),
             ExportEvent::ChunkCommitted(m) => {
-                metrics.chunk_committed(m.records, m.bytes, m.messages)
+                metrics.chunk_committed(m.records, m.bytes, m.messages);
+                handle.chunk_committed(CommittedChunk {
+                    export_id: id.clone(),
+                    topic: topic.clone(),
+                    format,
+                    chunk: m.clone(),
+                });
             }
             ExportEvent::ChunkRetrying {
                 chunk_id,
@@ -169,7 +192,13 @@ async fn drive(
         options: job.options.clone(),
         control: ExportControl {
             cancel: cancel.clone(),
-            observer: Some(Arc::new(observer)),
+            observer: Some(match &feed {
+                Some(feed) => fan_out(vec![
+                    Arc::new(observer),
+                    feed.observer(job.sink.topic.clone(), job.options.format),
+                ]),
+                None => Arc::new(observer),
+            }),
         },
     };
     // The library drives plan, checkpoint and resume; the state file is its store, so a
@@ -182,27 +211,46 @@ async fn drive(
     drop(permit);
     let manifest = match result {
         Ok(m) => m,
-        Err(ldd_core::Error::Cancelled) => return Outcome::Cancelled,
         Err(e) => {
-            let cause = match &e {
-                ldd_core::Error::Source { .. } => "source",
-                ldd_core::Error::InvalidInput(_) => "input",
-                ldd_core::Error::Checkpoint(_) => "internal",
-                _ => "kafka",
+            let outcome = match &e {
+                ldd_core::Error::Cancelled => Outcome::Cancelled,
+                ldd_core::Error::Source { .. } => failed("source", spec.scrub(&e.chain())),
+                ldd_core::Error::InvalidInput(_) => failed("input", spec.scrub(&e.chain())),
+                ldd_core::Error::Checkpoint(_) => failed("internal", spec.scrub(&e.chain())),
+                _ => failed("kafka", spec.scrub(&e.chain())),
             };
-            return failed(cause, spec.scrub(&e.chain()));
+            // An export interrupted by shutdown resumes when the server is back: its
+            // followers wait for it rather than give up.
+            let why = match &outcome {
+                Outcome::Failed { message, .. } => Some(message.clone()),
+                _ if handle.was_interrupted() => None,
+                _ => Some("cancelled".to_owned()),
+            };
+            if let (Some(feed), Some(why)) = (&feed, why) {
+                if let Err(e) = feed.fail(Some(&job.id), &why).await {
+                    tracing::warn!(
+                        "export {}: announcing the failure to the manifest topic: {e}",
+                        job.id
+                    );
+                }
+            }
+            return outcome;
         }
     };
     let mut warnings = Vec::new();
-    if let Some(topic) = &job.manifest_topic {
-        if let Err(e) = manifest_topic::publish_manifest(&job.sink.brokers, topic, &manifest).await
-        {
+    if let (Some(feed), Some(topic)) = (&feed, &job.manifest_topic) {
+        if let Err(e) = feed.finish(&manifest).await {
             manager.metrics.export_error("manifest_topic");
             warnings.push(format!(
                 "the manifest could not be published to topic `{topic}`: {e}; fetch it from GET /v1/exports/{}/manifest",
                 job.id
             ));
         }
+    } else if let Some(topic) = &job.manifest_topic {
+        warnings.push(format!(
+            "the manifest topic `{topic}` was not available, so the manifest is not there; fetch it from GET /v1/exports/{}/manifest",
+            job.id
+        ));
     }
     Outcome::Succeeded(Box::new(manifest), warnings)
 }

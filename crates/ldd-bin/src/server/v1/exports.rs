@@ -1,5 +1,6 @@
 //! `/v1/exports`: background exports with progress, cancel, events and manifests.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -9,9 +10,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures::stream::{self, BoxStream, StreamExt};
-use ldd_core::Manifest;
+use ldd_core::{CommittedChunk, Manifest};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiJson, ApiQuery};
@@ -208,32 +209,104 @@ fn event(status: &ExportStatus) -> Event {
         .unwrap_or_else(|_| Event::default().event(name).data(status.state.as_str()))
 }
 
-/// Emits the current status, then every change, and ends after the final state.
-fn follow(rx: watch::Receiver<ExportStatus>) -> EventStream {
-    stream::unfold((rx, true, false), |(mut rx, first, finished)| async move {
-        if finished {
-            return None;
+/// A `chunk` event: a committed chunk, as `ldd consume --follow` reads it.
+fn chunk_event(chunk: &CommittedChunk) -> Event {
+    Event::default()
+        .event("chunk")
+        .json_data(chunk)
+        .unwrap_or_else(|_| {
+            Event::default()
+                .event("chunk")
+                .data(chunk.chunk.chunk_id.to_string())
+        })
+}
+
+/// The event stream of a live export.
+struct Live {
+    status: watch::Receiver<ExportStatus>,
+    chunks: broadcast::Receiver<CommittedChunk>,
+    chunks_open: bool,
+    pending: VecDeque<Event>,
+    done: bool,
+}
+
+impl Live {
+    /// Queues a status event; after the final state, the chunks still buffered come first.
+    fn push_status(&mut self, status: &ExportStatus) {
+        if status.state.is_terminal() {
+            loop {
+                match self.chunks.try_recv() {
+                    Ok(chunk) => self.pending.push_back(chunk_event(&chunk)),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+            self.done = true;
         }
-        if !first && rx.changed().await.is_err() {
-            return None;
+        self.pending.push_back(event(status));
+    }
+}
+
+/// Emits the current status and the chunks committed so far, then every status change and
+/// chunk as they happen, and ends after the final state.
+fn follow(handle: &ExportHandle) -> EventStream {
+    let (so_far, chunks) = handle.follow_chunks();
+    let mut status = handle.subscribe();
+    let current = status.borrow_and_update().clone();
+    let mut live = Live {
+        status,
+        chunks,
+        chunks_open: true,
+        pending: VecDeque::new(),
+        done: false,
+    };
+    if !current.state.is_terminal() {
+        live.pending.push_back(event(&current));
+    }
+    live.pending.extend(so_far.iter().map(chunk_event));
+    if current.state.is_terminal() {
+        live.push_status(&current);
+    }
+    stream::unfold(live, |mut live| async move {
+        loop {
+            if let Some(next) = live.pending.pop_front() {
+                return Some((Ok(next), live));
+            }
+            if live.done {
+                return None;
+            }
+            tokio::select! {
+                chunk = live.chunks.recv(), if live.chunks_open => match chunk {
+                    Ok(chunk) => live.pending.push_back(chunk_event(&chunk)),
+                    // A follower that fell behind takes the missed chunks from the manifest.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => live.chunks_open = false,
+                },
+                changed = live.status.changed() => match changed {
+                    Ok(()) => {
+                        let status = live.status.borrow_and_update().clone();
+                        live.push_status(&status);
+                    }
+                    Err(_) => live.done = true,
+                },
+            }
         }
-        let status = rx.borrow_and_update().clone();
-        let done = status.state.is_terminal();
-        Some((Ok(event(&status)), (rx, false, done)))
     })
     .boxed()
 }
 
 /// Streams the export's progress as server-sent events: `progress` events while it runs
-/// (about twice a second), then one `done` event with the final state; each event's data
-/// is the export's id, state, progress, plan and error.
+/// (about twice a second), a `chunk` event for each committed chunk (those committed before
+/// the stream was opened first), then one `done` event with the final state. The data of
+/// `progress` and `done` is the export's id, state, progress, plan and error; that of `chunk`
+/// is `{"export_id", "topic", "format", "chunk": <the chunk's manifest entry>}`.
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}/events",
     tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     responses(
-        (status = 200, description = "`text/event-stream` of `progress` events and a final `done` event", content_type = "text/event-stream", body = ExportEventData),
+        (status = 200, description = "`text/event-stream` of `progress` and `chunk` events and a final `done` event", content_type = "text/event-stream", body = ExportEventData),
         (status = 404, description = "No such export", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -243,7 +316,7 @@ pub(crate) async fn events(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let stream = match state.exports().live(&id) {
-        Some(handle) => follow(handle.subscribe()),
+        Some(handle) => follow(&handle),
         None => {
             let status = state.exports().get(&id).await?;
             stream::once(async move { Ok(event(&status)) }).boxed()
