@@ -36,11 +36,20 @@ fn demo_verifies_and_partition_ranges_add_up() {
 
 #[test]
 fn demo_that_overflows_the_embedded_cluster_fails_loudly() {
-    // 1 partition, one uncompressed JSON record per message: far beyond the ~5 MB the
-    // embedded cluster keeps, so read-back must report truncation and exit 3.
+    // 1 partition, one chunk, one uncompressed JSON record per message: the chunk alone is
+    // far beyond the ~5 MB the embedded cluster keeps, so even a follower that reads it the
+    // moment it commits finds it truncated, and the demo must say so and exit 3.
     let out = ldd()
-        .args(["demo", "--records", "60000", "--partitions", "1", "--quiet"])
-        .args(["--format", "json", "--compression", "none"])
+        .args([
+            "demo",
+            "--records",
+            "60000",
+            "--partitions",
+            "1",
+            "--jobs",
+            "1",
+        ])
+        .args(["--format", "json", "--compression", "none", "--quiet"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -125,8 +134,9 @@ fn bench_harness_smoke_runs_on_the_embedded_cluster() {
     );
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
-    // Per format: produce, read-back, and exactly-once against at-least-once.
-    assert_eq!(rows.len(), 6);
+    // Per format: produce, read-back, exactly-once against at-least-once, and export with a
+    // follower against the export alone.
+    assert_eq!(rows.len(), 8);
     for row in rows {
         assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
         assert_eq!(row["records"], 5000);

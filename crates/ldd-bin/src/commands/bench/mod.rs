@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
+use ldd_core::feed::{chunk_announcer, FeedEntry};
 use ldd_core::{
     export, Delivery, ExportControl, ExportOptions, Format, GeneratorConfig, GeneratorSource,
     JobCountPartitioner, Manifest,
 };
-use ldd_sink_kafka::readback::{read_back, ReadBackConfig};
+use ldd_sink_kafka::readback::{follow, read_back, ReadBackConfig};
 use ldd_sink_kafka::{Compression, EmbeddedCluster, KafkaSink, KafkaSinkConfig, TopicAdmin};
 
 pub(crate) use rss::report_if_asked as report_peak_rss_if_asked;
@@ -101,6 +102,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             rows.push(produce.0);
             rows.push(bench.read_back_pair(&produce.1, args.rounds).await?);
             rows.push(bench.delivery_pair(size, format, args.rounds).await?);
+            rows.push(bench.follow_pair(size, format, args.rounds).await?);
         }
         // Kafka's tool needs a real broker; the embedded cluster is only for smoke runs.
         if let (Some(cp), None) = (&args.kafka_classpath, &bench.embedded) {
@@ -220,9 +222,30 @@ impl Bench {
         delivery: Delivery,
     ) -> anyhow::Result<(Measure, Manifest)> {
         let topic = self.topic("ldd").await?;
+        self.ldd_export_into(
+            &topic,
+            generator,
+            format,
+            delivery,
+            ExportControl::default(),
+            None,
+        )
+        .await
+    }
+
+    /// One ldd export of the generated dataset into `topic`, timed.
+    async fn ldd_export_into(
+        &self,
+        topic: &str,
+        generator: &GeneratorConfig,
+        format: Format,
+        delivery: Delivery,
+        control: ExportControl,
+        export_id: Option<String>,
+    ) -> anyhow::Result<(Measure, Manifest)> {
         let sink = KafkaSink::connect(KafkaSinkConfig {
             delivery,
-            ..self.sink_config(&topic)
+            ..self.sink_config(topic)
         })
         .await?;
         let started = Instant::now();
@@ -231,11 +254,12 @@ impl Bench {
             Arc::new(sink),
             &JobCountPartitioner::default(),
             ExportOptions {
+                export_id,
                 format,
                 workers: self.workers,
                 ..Default::default()
             },
-            ExportControl::default(),
+            control,
         )
         .await?;
         let measure = Measure {
@@ -268,6 +292,84 @@ impl Bench {
         }
         Ok(Row::new(
             "exactly-once vs at-least-once",
+            format,
+            size,
+            base,
+            ours,
+        ))
+    }
+
+    /// The export alone against the export with a follower reading each chunk as it commits
+    /// (as `ldd consume --follow` does), timed until every record is read back and
+    /// verified: what the time to "all data at the consumer" is, next to the export's.
+    async fn follow_pair(&self, size: u64, format: Format, rounds: u32) -> anyhow::Result<Row> {
+        let generator = GeneratorConfig {
+            records: size,
+            ..Default::default()
+        };
+        let mut base = Measure::default();
+        let mut ours = Measure::default();
+        for _ in 0..rounds {
+            let (measure, manifest) = self
+                .ldd_export(&generator, format, Delivery::ExactlyOnce)
+                .await?;
+            self.cleanup(&manifest.topic).await;
+            base.keep_best(measure);
+
+            let topic = self.topic("follow").await?;
+            let export_id = uuid::Uuid::new_v4().to_string();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let announce_tx = tx.clone();
+            let control = ExportControl {
+                observer: Some(chunk_announcer(topic.clone(), format, move |entry| {
+                    let _ = announce_tx.send(Ok(entry));
+                })),
+                ..Default::default()
+            };
+            let started = Instant::now();
+            let (id, config) = (export_id.clone(), ReadBackConfig::new(self.brokers.clone()));
+            let follower = tokio::task::spawn_blocking(move || follow(&id, rx, &config, None));
+            let exported = self
+                .ldd_export_into(
+                    &topic,
+                    &generator,
+                    format,
+                    Delivery::ExactlyOnce,
+                    control,
+                    Some(export_id.clone()),
+                )
+                .await;
+            match &exported {
+                Ok((_, manifest)) => {
+                    let _ = tx.send(Ok(FeedEntry::Finished(Box::new(manifest.clone()))));
+                }
+                Err(e) => {
+                    let _ = tx.send(Ok(FeedEntry::Failed {
+                        export_id: export_id.clone(),
+                        error: e.to_string(),
+                    }));
+                }
+            }
+            drop(tx);
+            let followed = follower.await??;
+            let seconds = started.elapsed().as_secs_f64();
+            let (_, manifest) = exported?;
+            self.cleanup(&manifest.topic).await;
+            if !followed.report.is_verified() {
+                anyhow::bail!(
+                    "the followed export did not verify: {:?}",
+                    followed.report.problems.first()
+                );
+            }
+            ours.keep_best(Measure {
+                records: followed.report.records,
+                bytes: followed.report.bytes,
+                seconds,
+                ..Default::default()
+            });
+        }
+        Ok(Row::new(
+            "export+follow vs export",
             format,
             size,
             base,
