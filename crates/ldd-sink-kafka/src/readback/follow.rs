@@ -210,6 +210,7 @@ impl ChunkReader<'_> {
             config: self.config,
             hooks: self.hooks,
             done_records: self.done_records,
+            export_ended: false,
         }
         .read_with(consumer);
         tracing::debug!(

@@ -163,6 +163,7 @@ pub fn read_back(
                     config,
                     hooks,
                     done_records,
+                    export_ended: true,
                 }
                 .run();
                 results

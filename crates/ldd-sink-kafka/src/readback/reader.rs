@@ -59,6 +59,10 @@ pub(super) struct GroupReader<'a> {
     pub(super) config: &'a ReadBackConfig,
     pub(super) hooks: &'a Hooks<'a>,
     pub(super) done_records: &'a AtomicU64,
+    /// Whether the export has ended, so that a partition ending before a chunk's last
+    /// offset is a loss. While it runs, another chunk's open transaction in the same
+    /// partition holds the readable end (the last stable offset) back, and reading waits.
+    pub(super) export_ended: bool,
 }
 
 /// Where the reading of one partition stands.
@@ -188,7 +192,7 @@ impl GroupReader<'_> {
                     first_offset: p.first_offset,
                 });
             }
-            if high <= p.last_offset {
+            if self.export_ended && high <= p.last_offset {
                 state.outcome.problems.push(Problem::ShortPartition {
                     partition: p.partition,
                     high_watermark: high,
