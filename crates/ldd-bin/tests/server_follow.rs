@@ -86,23 +86,18 @@ impl Dataset {
     }
 
     fn drop_now(&self) -> Result<(), String> {
-        let (url, database, table) = (
-            self.url.clone(),
-            self.database.clone(),
-            self.table.clone(),
-        );
+        let (url, database, table) = (self.url.clone(), self.database.clone(), self.table.clone());
         std::thread::spawn(move || {
             use ldd_sources::Connection;
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(async {
-                let connection = ldd_sources::mongo::MongoConnection::connect(
-                    ldd_sources::mongo::MongoConfig {
+                let connection =
+                    ldd_sources::mongo::MongoConnection::connect(ldd_sources::mongo::MongoConfig {
                         url,
                         ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
                 connection
                     .drop_dataset(&database, &table)
                     .await
@@ -314,7 +309,10 @@ fn check_stream(what: &str, events: &[Sse], manifest: &Value, id: &str, topic: &
             "{what}: the chunk event of chunk {chunk_id} differs from the manifest's entry"
         );
         if let Some(before) = seen.insert(chunk_id, chunk.clone()) {
-            assert_eq!(&before, chunk, "{what}: chunk {chunk_id} announced twice, differently");
+            assert_eq!(
+                &before, chunk,
+                "{what}: chunk {chunk_id} announced twice, differently"
+            );
         }
     }
     assert!(chunk_events > 0, "{what}: no chunk events at all");
@@ -369,7 +367,9 @@ fn manifest_topic_entries(brokers: &str, topic: &str, id: &str) -> Vec<FeedEntry
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let feed = runtime
-            .block_on(ldd_sink_kafka::manifest_topic::tail_feed(&brokers, &topic, &id))
+            .block_on(ldd_sink_kafka::manifest_topic::tail_feed(
+                &brokers, &topic, &id,
+            ))
             .unwrap();
         let mut entries = Vec::new();
         for entry in feed {
@@ -408,15 +408,15 @@ fn a_follower_reads_each_chunk_of_a_running_server_export_as_it_commits() {
         &json!({"id": "source", "db_type": "mongo", "url": dataset.url, "database": dataset.database}),
     )));
     assert_eq!(code, 201, "{answer}");
-    let (code, accepted) = runtime.block_on(call(http.post(format!("{base}/v1/exports")).json(
-        &json!({
-            "connection": "source",
-            "dataset": {"database": dataset.database, "table": dataset.table, "time_field": "_time"},
-            "destination": {"topic": topic, "partitions": PARTITIONS},
-            "format": "jsonl",
-            "jobs": JOBS,
-        }),
-    )));
+    let request = json!({
+        "connection": "source",
+        "dataset": {"database": dataset.database, "table": dataset.table, "time_field": "_time"},
+        "destination": {"topic": topic, "partitions": PARTITIONS},
+        "format": "jsonl",
+        "jobs": JOBS,
+    });
+    let (code, accepted) =
+        runtime.block_on(call(http.post(format!("{base}/v1/exports")).json(&request)));
     assert_eq!(code, 202, "{accepted}");
     let id = accepted["id"].as_str().unwrap().to_owned();
 
@@ -484,9 +484,15 @@ fn a_follower_reads_each_chunk_of_a_running_server_export_as_it_commits() {
     assert_eq!(chunks, 16, "the plan: 16 chunks");
 
     check_stream("the stream opened at once", &early, &manifest, &id, &topic);
-    assert_eq!(early[0].event, "progress", "it opened before the export ended");
+    assert_eq!(
+        early[0].event, "progress",
+        "it opened before the export ended"
+    );
     let replayed = check_stream("the stream opened mid-run", &late, &manifest, &id, &topic);
-    assert_eq!(late[0].event, "progress", "it opened before the export ended");
+    assert_eq!(
+        late[0].event, "progress",
+        "it opened before the export ended"
+    );
     assert!(
         replayed >= 1,
         "the stream opened after {LATE_STREAM_AFTER} chunks were done replays the chunks committed before it"
