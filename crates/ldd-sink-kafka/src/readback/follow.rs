@@ -7,8 +7,12 @@
 //! offsets, is read now; announced chunks it does not name are left out of the report.
 //! So the report is the same as that of [`read_back`](super::read_back) over the final
 //! manifest, only most of the reading is done before the export ends.
+//!
+//! Records go to the output as they are read, so a chunk announced with an entry the
+//! manifest then replaces (an export only does that when a chunk committed twice, which an
+//! exactly-once export never does) reaches the output twice; the report counts it once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
@@ -16,12 +20,8 @@ use std::time::Instant;
 
 use ldd_core::feed::{CommittedChunk, FeedEntry};
 use ldd_core::{ChunkManifest, Manifest, PartitionManifest};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::TopicPartitionList;
 
-use super::reader::{
-    close_in_background, readback_consumer, GroupReader, PartitionOutcome, Target,
-};
+use super::reader::{GroupReader, PartitionOutcome, Target};
 use super::{Hooks, PartitionReport, ReadBackConfig, ReadBackReport};
 use crate::error::{Error, Result};
 
@@ -57,6 +57,15 @@ pub fn follow(
     let (results_tx, results_rx) = channel::<ChunkResult>();
     let jobs_rx = Mutex::new(jobs_rx);
     let readers = config.parallelism.max(1);
+    // A chunk just committed may not be readable yet (its commit markers, or another
+    // chunk's open transaction in the partition, hold the last stable offset back): poll
+    // for it briskly instead of in the default 500 ms long polls.
+    let mut config = config.clone();
+    config
+        .librdkafka
+        .entry("fetch.wait.max.ms".into())
+        .or_insert_with(|| "10".into());
+    let config = &config;
     std::thread::scope(|scope| {
         for _ in 0..readers {
             let (jobs_rx, results_tx, config, hooks, done_records) =
@@ -66,7 +75,6 @@ pub fn follow(
                     config,
                     hooks,
                     done_records,
-                    consumer: None,
                 }
                 .serve(jobs_rx, &results_tx)
             });
@@ -76,6 +84,9 @@ pub fn follow(
         let ended = dispatch(export_id, feed, jobs_tx);
         let results: Vec<ChunkResult> = results_rx.iter().collect();
         let (manifest, early) = ended?;
+        if let Some(output) = hooks.output {
+            output.flush()?;
+        }
         let report = assemble(&manifest, results, started)?;
         Ok(FollowOutcome {
             manifest,
@@ -93,7 +104,8 @@ fn dispatch(
     feed: impl IntoIterator<Item = Result<FeedEntry>>,
     jobs: Sender<CommittedChunk>,
 ) -> Result<(Manifest, u64)> {
-    let mut handed_out: HashMap<u32, ChunkManifest> = HashMap::new();
+    // Every entry handed out per chunk: a chunk may be announced more than once.
+    let mut handed_out: HashMap<u32, Vec<ChunkManifest>> = HashMap::new();
     for entry in feed {
         let entry = entry?;
         if entry.export_id() != export_id {
@@ -101,10 +113,11 @@ fn dispatch(
         }
         match entry {
             FeedEntry::Chunk(chunk) => {
-                if handed_out.get(&chunk.chunk.chunk_id) == Some(&chunk.chunk) {
+                let seen = handed_out.entry(chunk.chunk.chunk_id).or_default();
+                if seen.contains(&chunk.chunk) {
                     continue; // announced twice (e.g. by a resumed run)
                 }
-                handed_out.insert(chunk.chunk.chunk_id, chunk.chunk.clone());
+                seen.push(chunk.chunk.clone());
                 send(&jobs, chunk)?;
             }
             FeedEntry::Failed { error, .. } => {
@@ -118,7 +131,10 @@ fn dispatch(
                     .map_err(|e| Error::Decode(e.to_string()))?;
                 let mut early = 0;
                 for chunk in &manifest.chunks {
-                    if handed_out.get(&chunk.chunk_id) == Some(chunk) {
+                    if handed_out
+                        .get(&chunk.chunk_id)
+                        .is_some_and(|seen| seen.contains(chunk))
+                    {
                         early += 1;
                         continue;
                     }
@@ -146,16 +162,20 @@ fn send(jobs: &Sender<CommittedChunk>, chunk: CommittedChunk) -> Result<()> {
         .map_err(|_| Error::Task("every chunk reader has stopped".into()))
 }
 
-/// One reader: a consumer that reads one chunk after the other.
+/// One reader: reads one chunk after the other, each with a consumer of its own.
+///
+/// Reusing one consumer for the next chunk meant replacing its assignment, and with it
+/// waiting for the fetch in flight or for a paused partition's fetch back-off: ~1 s for
+/// every other chunk on the real broker, ten times the reading itself. A new consumer costs
+/// a few milliseconds, and the old one closes on a thread of its own.
 struct ChunkReader<'a> {
     config: &'a ReadBackConfig,
     hooks: &'a Hooks<'a>,
     done_records: &'a AtomicU64,
-    consumer: Option<BaseConsumer>,
 }
 
 impl ChunkReader<'_> {
-    fn serve(mut self, jobs: &Mutex<Receiver<CommittedChunk>>, results: &Sender<ChunkResult>) {
+    fn serve(self, jobs: &Mutex<Receiver<CommittedChunk>>, results: &Sender<ChunkResult>) {
         loop {
             let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
             let Ok(job) = job else { break };
@@ -164,29 +184,12 @@ impl ChunkReader<'_> {
                 break;
             }
         }
-        if let Some(consumer) = self.consumer.take() {
-            close_in_background(consumer);
-        }
     }
 
-    fn read(&mut self, job: &CommittedChunk) -> Result<Vec<PartitionOutcome>> {
+    fn read(&self, job: &CommittedChunk) -> Result<Vec<PartitionOutcome>> {
         let c = &job.chunk;
         let (Some(first_offset), Some(last_offset)) = (c.first_offset, c.last_offset) else {
             return Ok(Vec::new()); // an empty chunk has nothing to read
-        };
-        if self.consumer.is_none() {
-            // Moving to the next chunk replaces the assignment, which waits for the fetch in
-            // flight; with the default long poll (500 ms) that was ~1 s per chunk, ten times
-            // the reading itself.
-            let mut config = self.config.clone();
-            config
-                .librdkafka
-                .entry("fetch.wait.max.ms".into())
-                .or_insert_with(|| "10".into());
-            self.consumer = Some(readback_consumer(&config, &job.export_id)?);
-        }
-        let Some(consumer) = &self.consumer else {
-            return Err(Error::Task("no read-back consumer".into()));
         };
         let chunks = [c.clone()];
         let partition = [PartitionManifest {
@@ -212,19 +215,13 @@ impl ChunkReader<'_> {
             done_records: self.done_records,
             export_ended: false,
         }
-        .read_with(consumer);
+        .run();
         tracing::debug!(
             chunk = c.chunk_id,
             partition = c.partition,
             elapsed_ms = began.elapsed().as_millis() as u64,
             "chunk read"
         );
-        // The reader pauses a partition it finished; the next chunk may be in the same one.
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&job.topic, c.partition as i32);
-        if let Err(e) = consumer.resume(&tpl) {
-            tracing::debug!(error = %e, "resuming a finished partition");
-        }
         outcome
     }
 }
@@ -254,9 +251,11 @@ fn assemble(
             (p.partition, report)
         })
         .collect();
+    let mut counted = HashSet::new();
     for (chunk, outcome) in results {
-        // A chunk read as announced but then superseded in the manifest does not count.
-        if wanted.get(&chunk.chunk_id) != Some(&&chunk) {
+        // A chunk read as announced but then superseded in the manifest does not count, and
+        // a chunk counts once.
+        if wanted.get(&chunk.chunk_id) != Some(&&chunk) || !counted.insert(chunk.chunk_id) {
             continue;
         }
         if chunk.messages == 0 {
