@@ -130,8 +130,8 @@ pub(crate) struct EngineArgs {
     /// resumed (a resume fences it at once). 1..900.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
     pub(crate) transaction_timeout_secs: u64,
-    /// Attempts per chunk.
-    #[arg(long, default_value_t = 3)]
+    /// Attempts per chunk (1..=20); retries wait 0.2 s doubling up to 30 s, with jitter.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(ldd_core::RetryPolicy::MAX_ATTEMPTS)))]
     pub(crate) attempts: u32,
 }
 

@@ -32,6 +32,7 @@ fn options(format: Format) -> ExportOptions {
         retry: RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(4),
         },
         ..Default::default()
     }

@@ -31,7 +31,6 @@ pub(crate) async fn run_chunk(
     chunk: &Chunk,
 ) -> Result<ChunkManifest, ChunkOutcome> {
     let policy = shared.options.retry;
-    let mut backoff = policy.initial_backoff;
     let first = shared.options.first_attempt;
     let mut attempt = first;
     loop {
@@ -48,9 +47,8 @@ pub(crate) async fn run_chunk(
                 });
                 tokio::select! {
                     _ = shared.stop.cancelled() => return Err(ChunkOutcome::Cancelled),
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(policy.backoff(attempt - first)) => {}
                 }
-                backoff = backoff.saturating_mul(2);
                 attempt += 1;
             }
             Err(err) => {

@@ -90,10 +90,11 @@ impl ExportJob {
                 "workers must be within 1..=256".into(),
             ));
         }
-        if !(1..=20).contains(&attempts) {
-            return Err(ApiError::BadRequest(
-                "attempts must be within 1..=20".into(),
-            ));
+        if !(1..=RetryPolicy::MAX_ATTEMPTS).contains(&attempts) {
+            return Err(ApiError::BadRequest(format!(
+                "attempts must be within 1..={}",
+                RetryPolicy::MAX_ATTEMPTS
+            )));
         }
         (
             request.jobs,
