@@ -14,6 +14,7 @@ pub mod error;
 pub mod influx;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+pub mod redact;
 
 pub use connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
 pub use error::{Error, Result};

@@ -8,12 +8,13 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 
-use super::config::{redact_url, MongoConfig};
+use super::config::MongoConfig;
 use super::convert::{bson_to_value, document_to_record, record_to_document};
 use super::filter::{check_collection, check_database, check_field, dataset_filter};
 use super::source::MongoSource;
 use crate::connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
 use crate::error::{Error, Result};
+use crate::redact::redact_url;
 
 /// Databases the catalogue never lists.
 const SYSTEM_DATABASES: &[&str] = &["admin", "local", "config"];

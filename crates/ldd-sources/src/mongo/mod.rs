@@ -18,6 +18,7 @@ mod count;
 mod filter;
 mod source;
 
-pub use config::{redact_url, MongoConfig};
+pub use crate::redact::redact_url;
+pub use config::MongoConfig;
 pub use connection::MongoConnection;
 pub use source::MongoSource;
