@@ -362,7 +362,10 @@ impl FeedTail {
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     caught_up = true;
                     match pending_failure.take() {
-                        Some(failure) => return self.pass_on(failure).map(|_| ()),
+                        Some(failure) => {
+                            self.pass_on(failure);
+                            return Ok(());
+                        }
                         None => continue,
                     }
                 }
@@ -388,7 +391,7 @@ impl FeedTail {
                 continue;
             }
             pending_failure = None;
-            if !self.pass_on(entry)? {
+            if !self.pass_on(entry) {
                 return Ok(());
             }
         }
@@ -396,8 +399,8 @@ impl FeedTail {
     }
 
     /// Sends an entry on; answers whether to go on reading.
-    fn pass_on(&self, entry: FeedEntry) -> Result<bool> {
+    fn pass_on(&self, entry: FeedEntry) -> bool {
         let last = entry.is_last();
-        Ok(self.tx.send(Ok(entry)).is_ok() && !last)
+        self.tx.send(Ok(entry)).is_ok() && !last
     }
 }
