@@ -122,7 +122,7 @@ impl GeneratorConfig {
         rec.push("humidity", round2(30.0 + 60.0 * unit(16)));
         rec.push("pressure", round2(980.0 + 50.0 * unit(32)));
         rec.push("battery", round2(100.0 * unit(48)));
-        rec.push("ok", h % 17 != 0);
+        rec.push("ok", !h.is_multiple_of(17));
         rec
     }
 

@@ -30,6 +30,10 @@ pub enum Error {
     /// Writing read-back output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    /// The Parquet output could not take the records (they do not fit its schema) or could
+    /// not be written.
+    #[error("Parquet output: {0}")]
+    Parquet(String),
     /// A message or manifest could not be decoded.
     #[error("{0}")]
     Decode(String),
@@ -63,9 +67,11 @@ impl Error {
                 )
             ),
             Error::Task(_) => true,
-            Error::Config(_) | Error::UnknownTopic(_) | Error::Output(_) | Error::Decode(_) => {
-                false
-            }
+            Error::Config(_)
+            | Error::UnknownTopic(_)
+            | Error::Output(_)
+            | Error::Parquet(_)
+            | Error::Decode(_) => false,
         }
     }
 }

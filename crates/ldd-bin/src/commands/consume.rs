@@ -21,7 +21,8 @@ use ldd_core::FeedEntry;
 use ldd_core::Manifest;
 use ldd_sink_kafka::manifest_topic;
 use ldd_sink_kafka::readback::{
-    CsvOutput, JsonlOutput, ReadBackConfig, ReadBackReport, RecordOutput,
+    CsvOutput, JsonlOutput, ParquetCompression, ParquetOptions, ParquetOutput, ReadBackConfig,
+    ReadBackReport, RecordOutput,
 };
 use serde::Deserialize;
 
@@ -37,6 +38,8 @@ pub(crate) enum OutputFormat {
     Jsonl,
     /// CSV with a header row.
     Csv,
+    /// Parquet, typed columns (one file per export; `--output` a file or a directory).
+    Parquet,
 }
 
 /// Flags of this subcommand.
@@ -83,9 +86,20 @@ pub(crate) struct ConsumeArgs {
     /// What to write.
     #[arg(long, value_enum, default_value = "discard")]
     pub(crate) output_format: OutputFormat,
-    /// Output file (`-` for stdout).
+    /// Output file (`-` for stdout). With `--output-format parquet` also a directory, which
+    /// gets `<export id>.parquet`.
     #[arg(long, default_value = "-")]
     pub(crate) output: String,
+    /// Parquet column compression: zstd, snappy or none.
+    #[arg(long, default_value = "zstd", value_parser = parse_parquet_compression)]
+    pub(crate) parquet_compression: ParquetCompression,
+    /// Rows per Parquet row group; the column types come from the first group.
+    #[arg(long, default_value_t = ldd_sink_kafka::readback::DEFAULT_ROW_GROUP_ROWS, value_parser = clap::value_parser!(usize))]
+    pub(crate) parquet_row_group_rows: usize,
+    /// Memory read-back may use, in MiB: each consumer's prefetch is sized from it, so
+    /// memory stays flat at any export size.
+    #[arg(long, default_value_t = ldd_sink_kafka::readback::DEFAULT_MEMORY_BUDGET_MB, value_parser = clap::value_parser!(u64).range(16..=65_536))]
+    pub(crate) memory_budget_mb: u64,
     /// Decode every record even when discarding (slower, stricter).
     #[arg(long)]
     pub(crate) decode: bool,
@@ -290,20 +304,49 @@ fn brokers(args: &ConsumeArgs, answer: Option<&TriggerAnswer>) -> anyhow::Result
         })
 }
 
-fn output(args: &ConsumeArgs) -> anyhow::Result<Option<Arc<dyn RecordOutput>>> {
+fn parse_parquet_compression(text: &str) -> Result<ParquetCompression, String> {
+    text.parse()
+        .map_err(|e: ldd_sink_kafka::Error| e.to_string())
+}
+
+/// Where the records of `export_id` go.
+fn output(args: &ConsumeArgs, export_id: &str) -> anyhow::Result<Option<Arc<dyn RecordOutput>>> {
     if matches!(args.output_format, OutputFormat::Discard) {
         return Ok(None);
     }
-    let writer: Box<dyn Write + Send> = match args.output.as_str() {
-        "-" => Box::new(BufWriter::new(std::io::stdout())),
-        path => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {path}"))?,
+    let path = match args.output.as_str() {
+        "-" => None,
+        path if matches!(args.output_format, OutputFormat::Parquet)
+            && (path.ends_with('/') || std::path::Path::new(path).is_dir()) =>
+        {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("creating the directory {path}"))?;
+            Some(PathBuf::from(path).join(format!("{export_id}.parquet")))
+        }
+        path => Some(PathBuf::from(path)),
+    };
+    let writer: Box<dyn Write + Send> = match &path {
+        None => Box::new(BufWriter::new(std::io::stdout())),
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
     };
+    if !args.quiet {
+        if let Some(path) = &path {
+            eprintln!("writing {:?} to {}", args.output_format, path.display());
+        }
+    }
     Ok(match args.output_format {
         OutputFormat::Discard => None,
         OutputFormat::Jsonl => Some(Arc::new(JsonlOutput::new(writer))),
         OutputFormat::Csv => Some(Arc::new(CsvOutput::new(writer))),
+        OutputFormat::Parquet => Some(Arc::new(ParquetOutput::new(
+            writer,
+            ParquetOptions {
+                compression: args.parquet_compression,
+                row_group_rows: args.parquet_row_group_rows,
+            },
+        )?)),
     })
 }
 
@@ -338,6 +381,7 @@ fn read_back_config(
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         decode: args.decode,
         read_committed: true,
+        memory_budget_mb: args.memory_budget_mb,
         librdkafka: args.kafka_options.iter().cloned().collect(),
         ..ReadBackConfig::new(brokers(args, answer)?)
     })
@@ -354,7 +398,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|a| cross_check(a, &manifest))
         .unwrap_or_default();
-    let out = output(&args)?;
+    let out = output(&args, &manifest.export_id)?;
     let (_, report) = run_read_back(manifest, config, out, args.quiet).await?;
     finish(&args, &report, &mismatches)
 }
@@ -365,7 +409,7 @@ async fn follow_export(args: &ConsumeArgs, http: Http) -> anyhow::Result<ExitCod
         bail!("--follow needs --export-id ID");
     };
     let config = read_back_config(args, None)?;
-    let out = output(args)?;
+    let out = output(args, &id)?;
     if !args.quiet {
         eprintln!("following export {id}: each chunk is read as soon as it commits");
     }

@@ -62,6 +62,13 @@ pub fn record_to_json_value(record: &Record) -> Result<serde_json::Value> {
         .map_err(|e| Error::Format(format!("cannot encode record as JSON: {e}")))
 }
 
+/// One value as JSON text (timestamps as RFC 3339 strings, bytes as base64), for outputs
+/// that keep nested or mixed values as text (CSV cells, Parquet JSON columns).
+pub fn value_to_json(value: &Value) -> Result<String> {
+    serde_json::to_string(&JsonValue(value))
+        .map_err(|e| Error::Format(format!("cannot encode value as JSON: {e}")))
+}
+
 pub(super) fn read_record(payload: &[u8]) -> Result<Record> {
     let parsed: serde_json::Value = serde_json::from_slice(payload)
         .map_err(|e| Error::Format(format!("payload is not valid JSON: {e}")))?;

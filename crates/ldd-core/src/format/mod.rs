@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::value::Record;
 
-pub use json::{record_to_json, record_to_json_value};
+pub use json::{record_to_json, record_to_json_value, value_to_json};
 
 /// Default target payload size of the batched formats.
 pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024;

@@ -10,6 +10,8 @@
 
 mod follow;
 mod output;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod reader;
 mod verify;
 
@@ -23,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 pub use follow::{follow, FollowOutcome};
 pub use output::{CsvOutput, JsonlOutput, RecordOutput};
+#[cfg(feature = "parquet")]
+pub use parquet::{ParquetCompression, ParquetOptions, ParquetOutput, DEFAULT_ROW_GROUP_ROWS};
 pub use verify::Problem;
 
 use crate::error::{Error, Result};
@@ -41,8 +45,26 @@ pub struct ReadBackConfig {
     pub decode: bool,
     /// Read only committed transactions (needed for transactional exports).
     pub read_committed: bool,
-    /// Extra librdkafka consumer properties.
+    /// Memory read-back may use, in MiB: librdkafka's prefetch of every consumer is sized
+    /// from it (see [`ReadBackConfig::prefetch`]). Peak memory then stays flat however large
+    /// the export is.
+    pub memory_budget_mb: u64,
+    /// Extra librdkafka consumer properties (they win over the budget's sizes).
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Read-back's memory budget unless set, in MiB.
+pub const DEFAULT_MEMORY_BUDGET_MB: u64 = 128;
+
+/// How much one consumer fetches and queues ahead of the reader (librdkafka's limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefetch {
+    /// `fetch.max.bytes`: one fetch response, all partitions.
+    pub fetch_max_bytes: u64,
+    /// `max.partition.fetch.bytes`: one partition's share of a fetch response.
+    pub partition_fetch_bytes: u64,
+    /// `queued.max.messages.kbytes`: messages fetched and not yet read.
+    pub queued_kbytes: u64,
 }
 
 impl ReadBackConfig {
@@ -54,7 +76,31 @@ impl ReadBackConfig {
             idle_timeout: Duration::from_secs(30),
             decode: false,
             read_committed: true,
+            memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
             librdkafka: BTreeMap::new(),
+        }
+    }
+
+    /// Each consumer's prefetch limits from the memory budget, split evenly between the
+    /// consumers.
+    ///
+    /// What the sizes hold is not all that memory holds: a fetch response stays allocated
+    /// while any of its messages waits in the queue, small messages cost librdkafka a few
+    /// hundred bytes each beyond their payload, and the allocator keeps freed pages for a
+    /// while. Measured on one-record-per-message exports, a consumer uses about 32 times
+    /// its fetch size, so a consumer with a budget share `b` fetches `b/64` (half the share
+    /// for the slack), `b/256` per partition, and queues `b/16`. At the default 128 MiB and
+    /// two consumers: 1 MiB per fetch, 256 KiB per partition, 4 MiB queued. (With 8 MiB
+    /// fetches, peak memory was 200–260 MB and grew with the export.)
+    pub fn prefetch(&self) -> Prefetch {
+        const KIB: u64 = 1024;
+        const MIB: u64 = 1024 * KIB;
+        let share = self.memory_budget_mb.max(1) * MIB / self.parallelism.max(1) as u64;
+        let fetch_max_bytes = (share / 64).clamp(64 * KIB, 16 * MIB);
+        Prefetch {
+            fetch_max_bytes,
+            partition_fetch_bytes: (share / 256).clamp(16 * KIB, fetch_max_bytes),
+            queued_kbytes: (share / 16 / KIB).clamp(256, 64 * 1024),
         }
     }
 }
@@ -197,4 +243,35 @@ pub fn read_back(
     report.partitions.sort_by_key(|p| p.partition);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_splits_the_budget_between_the_consumers() {
+        let mut config = ReadBackConfig::new("b");
+        config.parallelism = 2;
+        assert_eq!(
+            config.prefetch(),
+            Prefetch {
+                fetch_max_bytes: 1 << 20,
+                partition_fetch_bytes: 256 << 10,
+                queued_kbytes: 4096,
+            }
+        );
+        // Twice the consumers, each gets half.
+        config.parallelism = 4;
+        assert_eq!(config.prefetch().fetch_max_bytes, 512 << 10);
+        // A tiny budget still fetches something; a huge one stays within librdkafka's limits.
+        config.memory_budget_mb = 1;
+        config.parallelism = 16;
+        let small = config.prefetch();
+        assert_eq!((small.fetch_max_bytes, small.queued_kbytes), (64 << 10, 256));
+        assert!(small.partition_fetch_bytes <= small.fetch_max_bytes);
+        config.memory_budget_mb = 1 << 20;
+        config.parallelism = 1;
+        assert_eq!(config.prefetch().fetch_max_bytes, 16 << 20);
+    }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use ldd_core::format::record_to_json;
+use ldd_core::format::{record_to_json, value_to_json};
 use ldd_core::{Format, Record, Value};
 
 use crate::error::{Error, Result};
@@ -110,17 +110,8 @@ fn cell(value: &Value) -> String {
         Value::Float(f) => f.to_string(),
         Value::String(s) => s.clone(),
         Value::Timestamp(t) => Value::format_timestamp(*t),
-        nested => {
-            // Bytes, documents and arrays as their JSON text.
-            let wrapped = Record {
-                fields: vec![(String::new(), nested.clone())],
-            };
-            let json = record_to_json(&wrapped).unwrap_or_default();
-            // Strip the `{"":` prefix and `}` suffix.
-            json.get(4..json.len().saturating_sub(1))
-                .unwrap_or_default()
-                .to_owned()
-        }
+        // Bytes, documents and arrays as their JSON text.
+        nested => value_to_json(nested).unwrap_or_default(),
     }
 }
 

@@ -120,6 +120,7 @@ impl<'a> PartitionState<'a> {
 
 /// A read-back consumer of `export_id` (assign only: no group membership, no commits).
 pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Result<BaseConsumer> {
+    let prefetch = config.prefetch();
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &config.brokers)
         .set("group.id", format!("ldd-readback-{export_id}"))
@@ -136,11 +137,17 @@ pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Res
                 "read_uncommitted"
             },
         )
-        // Several consumers read at once: keep each one's prefetch modest so that memory
-        // stays bounded however many partitions there are.
-        .set("fetch.max.bytes", "8388608")
-        .set("max.partition.fetch.bytes", "4194304")
-        .set("queued.max.messages.kbytes", "4096")
+        // Sized from the memory budget, so that memory stays flat however many partitions
+        // and messages there are (see `ReadBackConfig::prefetch`).
+        .set("fetch.max.bytes", prefetch.fetch_max_bytes.to_string())
+        .set(
+            "max.partition.fetch.bytes",
+            prefetch.partition_fetch_bytes.to_string(),
+        )
+        .set(
+            "queued.max.messages.kbytes",
+            prefetch.queued_kbytes.to_string(),
+        )
         // With a small queue the threshold is hit all the time, and librdkafka then
         // postpones the next fetch by this much (1 s by default): that pause, not the
         // network, was most of the read time (5M records: 3.6 s -> 1.1 s).
