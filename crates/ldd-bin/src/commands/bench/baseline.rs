@@ -91,11 +91,44 @@ pub(super) fn produce(
     })
 }
 
-/// One bare consumer assigned every partition at the manifest's first offsets, reading until
-/// each reaches its last offset; takes the record count from the manifest (it does not decode).
-pub(super) fn consume(brokers: &str, manifest: &Manifest) -> anyhow::Result<Measure> {
+/// `consumers` bare consumers (threads), each assigned an equal share of the partitions
+/// at the manifest's first offsets the way ldd's read-back splits them, reading until each
+/// reaches its last offset; takes the record count from the manifest (it does not decode).
+pub(super) fn consume(
+    brokers: &str,
+    manifest: &Manifest,
+    consumers: usize,
+) -> anyhow::Result<Measure> {
     // Timed from client creation, like ldd's read-back.
     let started = Instant::now();
+    let threads = consumers.clamp(1, manifest.partitions.len().max(1));
+    let mut shares: Vec<Vec<(i32, i64, i64)>> = vec![Vec::new(); threads];
+    for (i, p) in manifest.partitions.iter().enumerate() {
+        shares[i % threads].push((p.partition as i32, p.first_offset, p.last_offset));
+    }
+    let bytes = std::thread::scope(|scope| {
+        let readers: Vec<_> = shares
+            .iter()
+            .filter(|share| !share.is_empty())
+            .map(|share| scope.spawn(|| consume_share(brokers, &manifest.topic, share)))
+            .collect();
+        readers.into_iter().try_fold(0u64, |total, reader| {
+            let bytes = reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("a baseline consumer thread panicked"))??;
+            anyhow::Ok(total + bytes)
+        })
+    })?;
+    Ok(Measure {
+        records: manifest.total_records,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mb: None,
+    })
+}
+
+/// One bare consumer over `(partition, first offset, last offset)`s; answers the bytes read.
+fn consume_share(brokers: &str, topic: &str, share: &[(i32, i64, i64)]) -> anyhow::Result<u64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "ldd-bench-baseline")
@@ -103,16 +136,12 @@ pub(super) fn consume(brokers: &str, manifest: &Manifest) -> anyhow::Result<Meas
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "16777216")
         .create()
-        .context("creating the baseline consumer")?;
+        .context("creating a baseline consumer")?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining = std::collections::HashMap::new();
-    for p in &manifest.partitions {
-        tpl.add_partition_offset(
-            &manifest.topic,
-            p.partition as i32,
-            Offset::Offset(p.first_offset),
-        )?;
-        remaining.insert(p.partition as i32, p.last_offset);
+    for &(partition, first, last) in share {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(first))?;
+        remaining.insert(partition, last);
     }
     consumer.assign(&tpl)?;
     let mut bytes = 0u64;
@@ -139,12 +168,7 @@ pub(super) fn consume(brokers: &str, manifest: &Manifest) -> anyhow::Result<Meas
             None => {}
         }
     }
-    Ok(Measure {
-        records: manifest.total_records,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        peak_rss_mb: None,
-    })
+    Ok(bytes)
 }
 
 /// Runs Kafka's `ProducerPerformance` tool and parses its summary line.

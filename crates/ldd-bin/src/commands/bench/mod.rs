@@ -48,7 +48,9 @@ pub(crate) struct BenchArgs {
     /// Export workers (default: the number of CPUs).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
-    /// Also measure the peak RSS of `ldd export` / `ldd consume` child processes.
+    /// Also measure the peak RSS of `ldd export` and of `ldd consume` to every output
+    /// (discard, jsonl, csv, parquet) as child processes, per format, and how it grows
+    /// from the smallest size to the largest.
     #[arg(long)]
     pub(crate) rss: bool,
     /// Classpath of Kafka's tools, to add `ProducerPerformance` as a reference line.
@@ -96,6 +98,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(crate::commands::shared::default_workers),
     };
     let mut rows = Vec::new();
+    let mut rss_log = rss::RssLog::default();
     for &size in &args.sizes {
         for &format in &formats {
             let produce = bench.produce_pair(size, format, args.rounds).await?;
@@ -125,9 +128,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if args.rss && bench.embedded.is_none() {
-            rows.extend(rss::measure(&bench.brokers, size, bench.partitions).await?);
+            for &format in &formats {
+                rows.extend(
+                    rss::measure(&bench.brokers, size, bench.partitions, format, &mut rss_log)
+                        .await?,
+                );
+            }
         }
     }
+    rows.extend(rss_log.growth_rows());
     table::print(&rows);
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
@@ -377,21 +386,23 @@ impl Bench {
         ))
     }
 
-    /// Bare consumer then ldd read-back (with verification) over the same manifest.
+    /// Bare consumers then ldd read-back (with verification) over the same manifest, as many
+    /// of each, so that the ratio compares like with like.
     async fn read_back_pair(&self, manifest: &Manifest, rounds: u32) -> anyhow::Result<Row> {
         let mut base = Measure::default();
         let mut ours = Measure::default();
+        let config = ReadBackConfig::new(self.brokers.clone());
+        let consumers = config.parallelism;
         for _ in 0..rounds {
             let (m, brokers) = (manifest.clone(), self.brokers.clone());
             base.keep_best(
-                tokio::task::spawn_blocking(move || baseline::consume(&brokers, &m)).await??,
+                tokio::task::spawn_blocking(move || baseline::consume(&brokers, &m, consumers))
+                    .await??,
             );
-            let (m, brokers) = (manifest.clone(), self.brokers.clone());
+            let (m, config) = (manifest.clone(), config.clone());
             let started = Instant::now();
-            let report = tokio::task::spawn_blocking(move || {
-                read_back(&m, &ReadBackConfig::new(brokers), None)
-            })
-            .await??;
+            let report =
+                tokio::task::spawn_blocking(move || read_back(&m, &config, None)).await??;
             if !report.is_verified() {
                 anyhow::bail!(
                     "read-back of the benchmark export did not verify: {:?}",
@@ -406,13 +417,15 @@ impl Bench {
             });
         }
         self.cleanup(&manifest.topic).await;
-        Ok(Row::new(
+        let mut row = Row::new(
             "read-back",
             manifest.format,
             manifest.total_records,
             base,
             ours,
-        ))
+        );
+        row.note = Some(format!("{consumers} consumers each"));
+        Ok(row)
     }
 
     /// Kafka's own `ProducerPerformance` with ~200-byte records, for reference.
