@@ -19,6 +19,19 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 phase "build tests"
 cargo test --workspace --all-features --no-run
 
+# The Parquet test (crates/ldd-bin/tests/parquet.rs) reads ldd's files back with an
+# independent reader, pyarrow, from a virtualenv cached next to the services' builds; pip
+# runs only when the pinned version is not there yet.
+phase "pyarrow for the Parquet test"
+pyarrow_version=26.0.1
+venv="${LDD_CACHE_DIR:-$HOME/.cache/ldd}/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if ! "$venv/bin/python" -c 'import sys, importlib.metadata as m; sys.exit(m.version("pyarrow") != sys.argv[1])' \
+  "$pyarrow_version" 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pyarrow==$pyarrow_version"
+fi
+export LDD_TEST_PYTHON="$venv/bin/python"
+
 # shellcheck disable=SC2317 # called by the trap
 on_exit() {
   local status=$?

@@ -138,3 +138,48 @@ fn jsonl_counts_match_decoding_with_odd_line_endings() {
         );
     }
 }
+
+#[test]
+fn json_decoding_keeps_types_order_and_the_last_of_repeated_fields() {
+    let records = decode(
+        Format::Json,
+        br#"{"b":1,"a":-2,"big":18446744073709551615,"f":1.5,"n":null,"t":true,"s":"x","b":3,"d":{"k":[1,"y",{}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        records[0].fields,
+        vec![
+            ("b".to_string(), Value::Int(3)),
+            ("a".to_string(), Value::Int(-2)),
+            ("big".to_string(), Value::Float(18446744073709551615.0)),
+            ("f".to_string(), Value::Float(1.5)),
+            ("n".to_string(), Value::Null),
+            ("t".to_string(), Value::Bool(true)),
+            ("s".to_string(), Value::from("x")),
+            (
+                "d".to_string(),
+                Value::Document(vec![(
+                    "k".to_string(),
+                    Value::Array(vec![
+                        Value::Int(1),
+                        Value::from("y"),
+                        Value::Document(vec![])
+                    ])
+                )])
+            ),
+        ]
+    );
+    let not_object = decode(Format::Json, br#""text""#).unwrap_err().to_string();
+    assert!(
+        not_object.contains("expected a JSON object per record"),
+        "{not_object}"
+    );
+    let broken = decode(Format::Jsonl, b"{\"a\":1}\n{\"a\":")
+        .unwrap_err()
+        .to_string();
+    assert!(broken.contains("not valid JSON"), "{broken}");
+    let trailing = decode(Format::Json, br#"{"a":1} x"#)
+        .unwrap_err()
+        .to_string();
+    assert!(trailing.contains("not valid JSON"), "{trailing}");
+}

@@ -268,7 +268,10 @@ mod tests {
         config.memory_budget_mb = 1;
         config.parallelism = 16;
         let small = config.prefetch();
-        assert_eq!((small.fetch_max_bytes, small.queued_kbytes), (64 << 10, 256));
+        assert_eq!(
+            (small.fetch_max_bytes, small.queued_kbytes),
+            (64 << 10, 256)
+        );
         assert!(small.partition_fetch_bytes <= small.fetch_max_bytes);
         config.memory_budget_mb = 1 << 20;
         config.parallelism = 1;

@@ -357,7 +357,7 @@ impl Rows {
                 ));
             };
             if filled[column] {
-                // A repeated field name: the first value counts, as in the JSON payloads.
+                // A repeated field name (decoded payloads have none): the first counts.
                 continue;
             }
             let builder = &mut self.builders[column];
@@ -500,7 +500,11 @@ impl<W: Write + Send> ParquetOutput<W> {
 
 impl<W: Write + Send> RecordOutput for ParquetOutput<W> {
     fn write(&self, records: &[Record]) -> Result<()> {
-        let (schema, batch) = {
+        // Groups are cut at exactly `row_group_rows`, also within one call (a jsonl message
+        // holds many records): the writer would otherwise split an overfull group into a
+        // full one and a sliver.
+        let mut full = Vec::new();
+        let schema = {
             let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(message) = &rows.failed {
                 return Err(Error::Parquet(message.clone()));
@@ -509,25 +513,26 @@ impl<W: Write + Send> RecordOutput for ParquetOutput<W> {
                 if let Err(message) = rows.append(record) {
                     return Err(self.fail(&mut rows, message));
                 }
+                if rows.count < self.options.row_group_rows {
+                    continue;
+                }
+                let batch = rows
+                    .settle_schema(self.options.row_group_rows)
+                    .and_then(|()| rows.take_batch());
+                match batch {
+                    Ok(batch) => full.extend(batch),
+                    Err(message) => return Err(self.fail(&mut rows, message)),
+                }
             }
-            if rows.count < self.options.row_group_rows {
-                return Ok(());
-            }
-            if let Err(message) = rows.settle_schema(self.options.row_group_rows) {
-                return Err(self.fail(&mut rows, message));
-            }
-            let batch = match rows.take_batch() {
-                Ok(batch) => batch,
-                Err(message) => return Err(self.fail(&mut rows, message)),
-            };
-            let schema = rows.columns.as_ref().map(|c| c.schema.clone());
-            (schema, batch)
+            rows.columns.as_ref().map(|c| c.schema.clone())
         };
         // Encoded outside the rows lock: the other readers keep filling the next group.
-        match (schema, batch) {
-            (Some(schema), Some(batch)) => self.write_batch(&schema, Some(&batch)),
-            _ => Ok(()),
+        if let Some(schema) = schema {
+            for batch in &full {
+                self.write_batch(&schema, Some(batch))?;
+            }
         }
+        Ok(())
     }
 
     /// Writes the last row group and the footer: the file is complete after this, and
@@ -671,6 +676,24 @@ mod tests {
         assert_eq!(time.value(2), 3);
         assert_eq!(first.column(1).as_primitive::<Int64Type>().value(2), 7);
         assert!(first.column(4).is_null(2));
+    }
+
+    #[test]
+    fn row_groups_are_cut_at_exactly_the_asked_size() {
+        let (out, sink) = output(3);
+        let records: Vec<Record> = (0..8).map(|i| rec(&[("i", Value::Int(i))])).collect();
+        out.write(&records[..5]).unwrap();
+        out.write(&records[5..]).unwrap();
+        out.flush().unwrap();
+        let bytes = bytes::Bytes::from(sink.0.lock().unwrap().clone());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let sizes: Vec<i64> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(sizes, vec![3, 3, 2]);
     }
 
     #[test]
