@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, starts, checks and stops the real services that ldd's tests and benchmarks use:
-# Apache Kafka (single node, KRaft), FerretDB (MongoDB wire protocol, SQLite backend) and
-# InfluxDB 1.8 with Flux. Everything listens on 127.0.0.1 on fixed, non-default ports.
+# Apache Kafka (single node, KRaft), FerretDB (MongoDB wire protocol, SQLite backend),
+# InfluxDB 1.8 with Flux and InfluxDB 2.7 (tokens, organisations, buckets). Everything listens
+# on 127.0.0.1 on fixed, non-default ports.
 #
 #   scripts/services.sh install [svc...]   # fetch/build (idempotent, fast when cached)
 #   scripts/services.sh start [svc...]     # install if needed, start fresh, health-check
@@ -11,7 +12,7 @@
 #   scripts/services.sh status             # up/down per service
 #   scripts/services.sh env                # the variables the tests read (for eval)
 #
-# Services: kafka, mongo (FerretDB), influx. No service names means all three, except for
+# Services: kafka, mongo (FerretDB), influx (1.8), influx2 (2.7). No service names means all, except for
 # crash and revive, which take kafka only and must name it. `crash` kills the broker without a
 # clean shutdown (SIGKILL), removes its pid file and keeps its data directory; `revive` starts
 # the broker again on that data (no storage format, nothing deleted) and health-checks it like
@@ -19,6 +20,7 @@
 # crash still makes a fresh broker, and `stop` removes the data as usual.
 # Environment: LDD_CACHE_DIR (default ~/.cache/ldd) holds the builds and jars, one directory
 # per version; LDD_RUN_DIR (default $LDD_CACHE_DIR/run) holds data, pid files and logs;
+# LDD_INFLUX2_TOKEN (default: random at every start) is the 2.x operator token;
 # LDD_KAFKA_HEAP (default 1g) is the broker's heap; LDD_START_TIMEOUT (default 90) is how many
 # seconds a service may take to become healthy.
 set -euo pipefail
@@ -33,6 +35,9 @@ KAFKA_HEAP="${LDD_KAFKA_HEAP:-1g}"
 KAFKA_VERSION=4.1.2
 FERRETDB_VERSION=v1.24.2
 INFLUXDB_VERSION=v1.8.10
+INFLUXDB2_VERSION=v2.7.12
+# The Go tool that builds libflux (Flux's Rust core) with cargo when cgo asks pkg-config.
+INFLUX_PKG_CONFIG_VERSION=v0.2.7
 
 KAFKA_PORT=19092
 KAFKA_CONTROLLER_PORT=19093
@@ -40,12 +45,17 @@ MONGO_PORT=37017
 MONGO_DEBUG_PORT=37018
 INFLUX_PORT=18086
 INFLUX_RPC_PORT=18088
+INFLUX2_PORT=18087
+# The organisation and first bucket made by the 2.x set-up.
+INFLUX2_ORG=ldd
+INFLUX2_BUCKET=ldd
 
 KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 FERRETDB_BIN="$CACHE_DIR/ferretdb-$FERRETDB_VERSION/bin/ferretdb"
 INFLUXD_BIN="$CACHE_DIR/influxdb-$INFLUXDB_VERSION/bin/influxd"
+INFLUXD2_BIN="$CACHE_DIR/influxdb-$INFLUXDB2_VERSION/bin/influxd"
 
-ALL_SERVICES=(kafka mongo influx)
+ALL_SERVICES=(kafka mongo influx influx2)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {
@@ -59,6 +69,7 @@ data_dir() {
     kafka) echo "$RUN_DIR/kafka" ;;
     mongo) echo "$RUN_DIR/ferretdb" ;;
     influx) echo "$RUN_DIR/influxdb" ;;
+    influx2) echo "$RUN_DIR/influxdb2" ;;
   esac
 }
 main_port() {
@@ -66,6 +77,7 @@ main_port() {
     kafka) echo "$KAFKA_PORT" ;;
     mongo) echo "$MONGO_PORT" ;;
     influx) echo "$INFLUX_PORT" ;;
+    influx2) echo "$INFLUX2_PORT" ;;
   esac
 }
 ports() {
@@ -73,6 +85,7 @@ ports() {
     kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
     mongo) echo "$MONGO_PORT $MONGO_DEBUG_PORT" ;;
     influx) echo "$INFLUX_PORT $INFLUX_RPC_PORT" ;;
+    influx2) echo "$INFLUX2_PORT" ;;
   esac
 }
 log_file() { echo "$LOG_DIR/$1.log"; }
@@ -144,6 +157,49 @@ install_influx() {
     die "influx: building InfluxDB failed"
 }
 
+# InfluxDB 2.x is built from its Go module and libflux's crates, both from package registries
+# (about 4 minutes on two cores with the downloads cached, 1.4 GB of Go modules):
+# - `go install .../influxdb/v2/cmd/influxd@version` refuses (its go.mod has replace
+#   directives), so the module's own source is copied and built;
+# - cgo asks pkg-config for flux; InfluxData's pkg-config wrapper answers by building libflux
+#   with cargo. Flux pins an old toolchain in rust-toolchain.toml (stable is used instead) and
+#   flux-core denies warnings that newer rustc versions emit, so a wrapper caps lints for the
+#   flux workspace (RUSTFLAGS does not reach flux-core: it is a host build dependency);
+# - the UI assets are not built: the HTTP API is complete without them.
+install_influx2() {
+  [ -x "$INFLUXD2_BIN" ] && return
+  need go "install Go 1.24 or newer"
+  need cargo "install Rust (rustup) for libflux"
+  log "influx2: building InfluxDB $INFLUXDB2_VERSION (with libflux) from its Go module and crates"
+  local home tools mod_dir src
+  home="$(dirname "$(dirname "$INFLUXD2_BIN")")"
+  tools="$home/tools"
+  mkdir -p "$tools" "$(dirname "$INFLUXD2_BIN")"
+  [ -x "$tools/pkg-config" ] ||
+    GOBIN="$tools" GO111MODULE=on go install "github.com/influxdata/pkg-config@$INFLUX_PKG_CONFIG_VERSION" ||
+    die "influx2: installing InfluxData's pkg-config wrapper failed"
+  cat >"$tools/rustc-cap-lints" <<'SH'
+#!/bin/sh
+# cargo runs this as `rustc-cap-lints rustc ARGS...` for the flux workspace's crates.
+exec "$@" --cap-lints=warn
+SH
+  chmod +x "$tools/rustc-cap-lints"
+  mod_dir="$(cd "$home" && GO111MODULE=on go mod download -json "github.com/influxdata/influxdb/v2@$INFLUXDB2_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  if [ -z "$mod_dir" ] || [ ! -d "$mod_dir" ]; then die "influx2: could not download the InfluxDB 2 module"; fi
+  src="$home/src.tmp"
+  rm -rf "$src"
+  cp -r "$mod_dir" "$src"
+  chmod -R u+w "$src"
+  (cd "$src" && PATH="$tools:$PATH" PKG_CONFIG="$tools/pkg-config" RUSTUP_TOOLCHAIN=stable \
+    RUSTC_WORKSPACE_WRAPPER="$tools/rustc-cap-lints" CGO_ENABLED=1 \
+    go build -buildvcs=false -trimpath -tags sqlite_foreign_keys,sqlite_json \
+    -ldflags "-s -w -X main.version=${INFLUXDB2_VERSION#v}" -o "$INFLUXD2_BIN.tmp" ./cmd/influxd) ||
+    die "influx2: building InfluxDB $INFLUXDB2_VERSION failed"
+  mv "$INFLUXD2_BIN.tmp" "$INFLUXD2_BIN"
+  rm -rf "$src"
+}
+
 cmd_install() {
   mkdir -p "$CACHE_DIR"
   local svc
@@ -152,6 +208,7 @@ cmd_install() {
       kafka) install_kafka ;;
       mongo) install_ferretdb ;;
       influx) install_influx ;;
+      influx2) install_influx2 ;;
     esac
   done
 }
@@ -452,6 +509,42 @@ CONF
   log "influx: up, InfluxDB ${version:-?} with Flux, on 127.0.0.1:$INFLUX_PORT"
 }
 
+# ---------------------------------------------------------------- influxdb 2
+
+influx2_health() { curl -s "http://127.0.0.1:$INFLUX2_PORT/health" | grep -q '"status": *"pass"'; }
+influx2_token_file() { echo "$RUN_DIR/influxdb2/operator-token"; }
+
+# Starts a fresh 2.x server and runs its initial set-up through the HTTP API: a user with a
+# random password (never printed), the organisation, a first bucket and an operator token,
+# random too, which `env` hands to the tests.
+start_influx2() {
+  need curl "e.g. apt-get install curl"
+  local dir="$RUN_DIR/influxdb2" deadline=$((SECONDS + START_TIMEOUT))
+  mkdir -p "$dir"
+  launch influx2 "$INFLUXD2_BIN" run --bolt-path "$dir/influxd.bolt" --engine-path "$dir/engine" \
+    --sqlite-path "$dir/influxd.sqlite" --http-bind-address "127.0.0.1:$INFLUX2_PORT" \
+    --reporting-disabled --log-level warn
+  wait_healthy influx2 "$deadline" "/health" influx2_health
+  local token password status
+  token="${LDD_INFLUX2_TOKEN:-ldd-$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')}"
+  password="$(head -c 24 /dev/urandom | base64 | tr -d '=+/\n')"
+  status="$(curl -s -o "$dir/setup.json" -w '%{http_code}' -XPOST "http://127.0.0.1:$INFLUX2_PORT/api/v2/setup" \
+    -H 'Content-Type: application/json' \
+    --data-binary @- <<JSON
+{"username": "ldd", "password": "$password", "org": "$INFLUX2_ORG", "bucket": "$INFLUX2_BUCKET", "token": "$token"}
+JSON
+  )"
+  rm -f "$dir/setup.json"
+  [ "$status" = 201 ] || fail_start influx2 "the initial set-up (POST /api/v2/setup) answered HTTP $status"
+  (umask 077 && echo "$token" >"$(influx2_token_file)")
+  local flux
+  flux="$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$INFLUX2_PORT/api/v2/query?org=$INFLUX2_ORG" \
+    -H "Authorization: Token $token" -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' \
+    --data-binary 'buckets()')"
+  [ "$flux" = 200 ] || fail_start influx2 "set up, but Flux with the operator token answers HTTP $flux"
+  log "influx2: up, InfluxDB ${INFLUXDB2_VERSION#v}, org $INFLUX2_ORG, on 127.0.0.1:$INFLUX2_PORT"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
@@ -598,12 +691,18 @@ cmd_env() {
   echo "export LDD_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
   echo "export LDD_TEST_MONGO_URL=mongodb://127.0.0.1:$MONGO_PORT/"
   echo "export LDD_TEST_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT"
+  echo "export LDD_TEST_INFLUX2_URL=http://127.0.0.1:$INFLUX2_PORT"
+  echo "export LDD_TEST_INFLUX2_ORG=$INFLUX2_ORG"
+  # The operator token of the running 2.x server (made at start; gone with `stop`).
+  if [ -r "$(influx2_token_file)" ]; then
+    printf 'export LDD_TEST_INFLUX2_TOKEN=%q\n' "$(cat "$(influx2_token_file)")"
+  fi
   # Kafka's own tools (kafka-producer-perf-test and friends), for `ldd bench`.
   printf 'export LDD_KAFKA_CLASSPATH=%q\n' "$KAFKA_HOME/libs/*"
 }
 
 usage() {
-  die "usage: $0 install|start|stop [kafka|mongo|influx...] | crash|revive kafka | status | env"
+  die "usage: $0 install|start|stop [kafka|mongo|influx|influx2...] | crash|revive kafka | status | env"
 }
 
 main() {
@@ -611,7 +710,7 @@ main() {
   [ "$#" -gt 0 ] && shift
   local svc
   for svc in "$@"; do
-    case "$svc" in kafka | mongo | influx) ;; *) die "unknown service '$svc' (kafka, mongo, influx)" ;; esac
+    case "$svc" in kafka | mongo | influx | influx2) ;; *) die "unknown service '$svc' (kafka, mongo, influx, influx2)" ;; esac
   done
   # Fault injection names its service: no default to all of them.
   case "$cmd" in

@@ -1,5 +1,6 @@
 //! `ldd serve` end to end against the real services: FerretDB (`LDD_TEST_MONGO_URL`),
-//! InfluxDB (`LDD_TEST_INFLUX_URL`) and Kafka (`LDD_TEST_KAFKA_BROKERS`). A server on a real
+//! InfluxDB 1.8 (`LDD_TEST_INFLUX_URL`), InfluxDB 2.7 (`LDD_TEST_INFLUX2_URL`, `_TOKEN`,
+//! `_ORG`) and Kafka (`LDD_TEST_KAFKA_BROKERS`). A server on a real
 //! socket registers the databases, loads generated data, exports through the original
 //! endpoint and through v1, and every export is read back and verified.
 //!
@@ -389,4 +390,97 @@ async fn influxdb_through_the_original_endpoints_and_v1() {
     );
 
     s.finish("influx", &database, &table).await;
+}
+
+/// The original system's own target: InfluxDB 2.x, registered with a token and an
+/// organisation exactly as the original README shows, then catalogue, detail and the
+/// original export; a wrong token is refused with a message naming the cause and never
+/// echoing the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real services; scripts/test.sh runs it"]
+async fn influxdb2_with_token_and_org_through_the_original_endpoints() {
+    let url = env("LDD_TEST_INFLUX2_URL");
+    let token = env("LDD_TEST_INFLUX2_TOKEN");
+    let org = env("LDD_TEST_INFLUX2_ORG");
+    let mut s = Served::start().await;
+    let (bucket, table) = (random("ldd_e2e"), "cpu".to_owned());
+    s.register_and_load(
+        json!({"connection_id": "influx-2", "db_type": "influx", "url": url, "token": token, "org": org}),
+        &bucket,
+        &table,
+    )
+    .await;
+
+    let (status, list) = s.get("/datasets/list/?connection_id=influx-2").await;
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["dataset_name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&format!("{bucket}:{table}").as_str()),
+        "{list}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with('_')),
+        "system buckets must not be listed: {names:?}"
+    );
+    let (status, detail) = s
+        .get(&format!(
+            "/datasets/detail/?connection_id=influx-2&bucket_name={bucket}&measurement={table}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["value"], RECORDS);
+    let (status, range) = s
+        .get(&format!("/datasets/time-range/?connection_id=influx-2&bucket={bucket}&measurement={table}&tag_key=device&tag_value=dev-00003"))
+        .await;
+    assert_eq!(status, 200, "{range}");
+    assert_eq!(range["queryStartStr"], "2024-01-01T00:00:00.003Z");
+
+    let topic = s.topic();
+    let (status, answer) = s
+        .get(&format!(
+            "/data/export/?connection_id=influx-2&bucket={bucket}&measurement={table}&kafka_brokers={}&send_topic={topic}",
+            s.brokers
+        ))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    check_original_answer(&s, &answer, &topic, RECORDS).await;
+
+    // A wrong token: refused where it is first used, with the cause, and never echoed.
+    let wrong = "wrong-token-5f3a9c1e7b";
+    let (status, registered) = s
+        .post(
+            "/db-connections/register",
+            json!({"connection_id": "influx-bad", "db_type": "influx", "url": url, "token": wrong, "org": org}),
+        )
+        .await;
+    let text = registered.to_string();
+    assert!(!text.contains(wrong), "the token was echoed: {text}");
+    let failure = if status == 200 {
+        let (status, listed) = s.get("/datasets/list/?connection_id=influx-bad").await;
+        assert!(
+            (400..600).contains(&status) && status != 500,
+            "a wrong token must be a clear client or upstream error, got {status}: {listed}"
+        );
+        listed.to_string()
+    } else {
+        // Registering checks the connection: the refusal is the database's (502), or ours.
+        assert!(
+            (400..500).contains(&status) || status == 502,
+            "a wrong token must be refused with 4xx or 502, got {status}: {text}"
+        );
+        text
+    };
+    assert!(!failure.contains(wrong), "the token was echoed: {failure}");
+    let lower = failure.to_lowercase();
+    assert!(
+        lower.contains("unauthorized") || lower.contains("401") || lower.contains("token"),
+        "the message must name the cause: {failure}"
+    );
+
+    s.finish("influx-2", &bucket, &table).await;
 }

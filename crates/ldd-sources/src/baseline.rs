@@ -38,10 +38,12 @@ pub async fn mongo_cursor_scan(
 }
 
 /// Streams `SELECT * FROM measurement` over InfluxQL with `chunked=true` and returns the
-/// bytes received. No parsing.
+/// bytes received. No parsing. `token` authenticates on InfluxDB 2.x (its v1 compatibility
+/// API, where `database` is a bucket's name).
 #[cfg(feature = "influx")]
 pub async fn influx_query_scan(
     url: &str,
+    token: Option<&str>,
     database: &str,
     measurement: &str,
     chunk_size: usize,
@@ -56,8 +58,11 @@ pub async fn influx_query_scan(
         context: "scanning".into(),
         source,
     };
-    let response = reqwest::Client::new()
-        .get(format!("{}/query", url.trim_end_matches('/')))
+    let mut request = reqwest::Client::new().get(format!("{}/query", url.trim_end_matches('/')));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Token {token}"));
+    }
+    let response = request
         .query(&[
             ("db", database),
             ("q", query.as_str()),
@@ -67,6 +72,7 @@ pub async fn influx_query_scan(
         ])
         .send()
         .await
+        .and_then(reqwest::Response::error_for_status)
         .map_err(err)?;
     let mut body = response.bytes_stream();
     let mut bytes = 0u64;

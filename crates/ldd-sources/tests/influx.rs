@@ -1,12 +1,14 @@
 //! InfluxDB source tests.
 //!
-//! Hermetic tests (escaping, line protocol, configuration) always run. The others need a
-//! real InfluxDB: they are `#[ignore]`d and read its URL from `LDD_TEST_INFLUX_URL`,
-//! failing when it is missing; run them with
-//! `LDD_TEST_INFLUX_URL=http://127.0.0.1:8086 cargo test -p ldd-sources --features influx
-//! --test influx -- --include-ignored` (scripts/test.sh does). Every scenario runs with
-//! InfluxQL and with Flux; a server without Flux fails the Flux tests unless
-//! `LDD_TEST_INFLUX_NO_FLUX=1`. Each test writes into its own random database and drops it.
+//! Hermetic tests (escaping, line protocol, configuration) always run. The others need real
+//! servers: they are `#[ignore]`d and fail when their environment is missing. `v1_*` tests
+//! use InfluxDB 1.8 with Flux at `LDD_TEST_INFLUX_URL`; `v2_*` tests use InfluxDB 2.x at
+//! `LDD_TEST_INFLUX2_URL` with `LDD_TEST_INFLUX2_TOKEN` (an operator token) and
+//! `LDD_TEST_INFLUX2_ORG`. Run them with `cargo test -p ldd-sources --features influx --test
+//! influx -- --include-ignored` and those variables set (scripts/test.sh does). Every
+//! scenario runs on both servers with InfluxQL and with Flux; a 1.x server without Flux
+//! fails the Flux tests unless `LDD_TEST_INFLUX_NO_FLUX=1`. Each test writes into its own
+//! random database (1.x) or bucket with a DBRP mapping (2.x) and drops it.
 
 #![cfg(feature = "influx")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::TryStreamExt;
-use influx_common::{connect, identity, load, narrow_identity, time_of, TempDb};
+use influx_common::{connect, identity, load, narrow_identity, time_of, Server, TempDb};
 use ldd_core::testing::{check_source, MemorySink};
 use ldd_core::{
     ChunkRange, DataSource, DatasetSpec, ExportControl, ExportOptions, FieldEquals, Format,
@@ -149,18 +151,18 @@ async fn unreachable_servers_fail_with_retryable_errors_and_no_secrets() {
 
 // ---------------------------------------------------------------- scenarios
 
-async fn edge_cases(language: QueryLanguage) {
-    let Some(conn) = connect(language, RowShape::Wide).await else {
+async fn edge_cases(server: Server, language: QueryLanguage) {
+    let Some(conn) = connect(server, language, RowShape::Wide).await else {
         return;
     };
-    let db = TempDb::new();
-    load(&db.name, "one", &generator(1)).await;
+    let db = TempDb::new(server).await;
+    load(server, &db.name, "one", &generator(1)).await;
     let shared = GeneratorConfig {
         records: 1_000,
         points_per_timestamp: 100,
         ..Default::default()
     };
-    load(&db.name, "shared", &shared).await;
+    load(server, &db.name, "shared", &shared).await;
 
     // A measurement that was never written.
     let source = conn
@@ -222,8 +224,8 @@ async fn edge_cases(language: QueryLanguage) {
         start_ns: sparse.start_ns + 2_000_000_000_000,
         ..Default::default()
     };
-    load(&db.name, "skewed", &sparse).await;
-    load(&db.name, "skewed", &dense).await;
+    load(server, &db.name, "skewed", &sparse).await;
+    load(server, &db.name, "skewed", &dense).await;
     let skewed = conn
         .open(&DatasetSpec::new(&db.name, "skewed"))
         .await
@@ -234,7 +236,7 @@ async fn edge_cases(language: QueryLanguage) {
         .unwrap();
     assert_eq!((report.counted, report.ranges), (10_000, 10));
     let split = skewed.split(10, 10_000).await.unwrap();
-    eprintln!("{language:?} skewed: {:?}", split.strategy);
+    eprintln!("{server:?} {language:?} skewed: {:?}", split.strategy);
     assert!(split.strategy.queries > 3, "{:?}", split.strategy);
     let SplitKind::Ranges(ranges) = split.kind else {
         panic!("expected ranges");
@@ -245,7 +247,7 @@ async fn edge_cases(language: QueryLanguage) {
 
     // Both languages read the same records.
     if language == QueryLanguage::Flux {
-        let ql = influx_common::influxql(RowShape::Wide).await;
+        let ql = influx_common::influxql(server, RowShape::Wide).await;
         let ql_source = ql
             .open(&DatasetSpec::new(&db.name, "shared"))
             .await
@@ -259,14 +261,14 @@ async fn edge_cases(language: QueryLanguage) {
     }
 }
 
-async fn large(language: QueryLanguage) {
-    let Some(conn) = connect(language, RowShape::Wide).await else {
+async fn large(server: Server, language: QueryLanguage) {
+    let Some(conn) = connect(server, language, RowShape::Wide).await else {
         return;
     };
-    let db = TempDb::new();
+    let db = TempDb::new(server).await;
     let gen = generator(100_000);
     let started = Instant::now();
-    load(&db.name, "iot", &gen).await;
+    load(server, &db.name, "iot", &gen).await;
     eprintln!("loaded 100000 points in {:?}", started.elapsed());
 
     let source = conn.open(&DatasetSpec::new(&db.name, "iot")).await.unwrap();
@@ -274,7 +276,7 @@ async fn large(language: QueryLanguage) {
     assert_eq!(source.count().await.unwrap(), 100_000);
     let split = source.split(48, 100_000).await.unwrap();
     eprintln!(
-        "{language:?}: count + split in {:?}: {:?}",
+        "{server:?} {language:?}: count + split in {:?}: {:?}",
         started.elapsed(),
         split.strategy
     );
@@ -295,7 +297,7 @@ async fn large(language: QueryLanguage) {
         .await
         .unwrap();
     eprintln!(
-        "{language:?}: conformance in {:?}: {report:?}",
+        "{server:?} {language:?}: conformance in {:?}: {report:?}",
         started.elapsed()
     );
     assert_eq!(report.counted, 100_000);
@@ -339,17 +341,17 @@ async fn large(language: QueryLanguage) {
     }
 }
 
-async fn narrow(language: QueryLanguage) {
-    let Some(conn) = connect(language, RowShape::Narrow).await else {
+async fn narrow(server: Server, language: QueryLanguage) {
+    let Some(conn) = connect(server, language, RowShape::Narrow).await else {
         return;
     };
-    let db = TempDb::new();
+    let db = TempDb::new(server).await;
     let gen = GeneratorConfig {
         records: 1_000,
         points_per_timestamp: 4,
         ..Default::default()
     };
-    load(&db.name, "iot", &gen).await;
+    load(server, &db.name, "iot", &gen).await;
     let source = conn.open(&DatasetSpec::new(&db.name, "iot")).await.unwrap();
     let report = check_source(source.as_ref(), 6, narrow_identity, |r| {
         r.get("_field").is_some() && r.get("_value").is_some()
@@ -379,14 +381,14 @@ async fn narrow(language: QueryLanguage) {
     );
 }
 
-async fn catalogue(language: QueryLanguage) {
-    let Some(conn) = connect(language, RowShape::Wide).await else {
+async fn catalogue(server: Server, language: QueryLanguage) {
+    let Some(conn) = connect(server, language, RowShape::Wide).await else {
         return;
     };
-    let db = TempDb::new();
+    let db = TempDb::new(server).await;
     let gen = generator(500);
-    load(&db.name, "alpha", &gen).await;
-    load(&db.name, "beta", &generator(3)).await;
+    load(server, &db.name, "alpha", &gen).await;
+    load(server, &db.name, "beta", &generator(3)).await;
 
     let datasets = conn.list_datasets().await.unwrap();
     let mut ours: Vec<_> = datasets
@@ -451,12 +453,12 @@ async fn catalogue(language: QueryLanguage) {
     assert!(matches!(err, Error::NotFound(_)), "{err}");
 }
 
-async fn hostile(language: QueryLanguage) {
-    let Some(conn) = connect(language, RowShape::Wide).await else {
+async fn hostile(server: Server, language: QueryLanguage) {
+    let Some(conn) = connect(server, language, RowShape::Wide).await else {
         return;
     };
-    let db = TempDb::new();
-    load(&db.name, "real", &generator(500)).await;
+    let db = TempDb::new(server).await;
+    load(server, &db.name, "real", &generator(500)).await;
     let real = DatasetSpec::new(&db.name, "real");
     let real_count = || async { conn.open(&real).await.unwrap().count().await.unwrap() };
     assert_eq!(real_count().await, 500);
@@ -500,7 +502,7 @@ async fn hostile(language: QueryLanguage) {
     // A hostile measurement name written and read back exactly.
     let name =
         "h \"q\" 'a', x=1; DROP MEASUREMENT real; -- \") |> drop(columns: [\"_value\"]) ${x}";
-    load(&db.name, name, &generator(50)).await;
+    load(server, &db.name, name, &generator(50)).await;
     let spec = DatasetSpec::new(&db.name, name);
     let source = conn.open(&spec).await.unwrap();
     let report = check_source(source.as_ref(), 3, identity, |r| {
@@ -529,12 +531,12 @@ async fn read_all_or_empty(source: &dyn DataSource) -> Vec<Record> {
     }
 }
 
-async fn engine_export(language: QueryLanguage) {
-    let Some(conn) = connect(language, RowShape::Wide).await else {
+async fn engine_export(server: Server, language: QueryLanguage) {
+    let Some(conn) = connect(server, language, RowShape::Wide).await else {
         return;
     };
-    let db = TempDb::new();
-    load(&db.name, "iot", &generator(20_000)).await;
+    let db = TempDb::new(server).await;
+    load(server, &db.name, "iot", &generator(20_000)).await;
     let source = conn.open(&DatasetSpec::new(&db.name, "iot")).await.unwrap();
     let sink = Arc::new(MemorySink::new(4));
     let options = ExportOptions {
@@ -571,51 +573,191 @@ async fn engine_export(language: QueryLanguage) {
 
 // ---------------------------------------------------------------- the tests
 
-macro_rules! both_languages {
-    ($($scenario:ident => $ql:ident, $flux:ident;)*) => {$(
+/// One test of a scenario on one server in one language.
+macro_rules! server_test {
+    ($name:ident: V1, $language:ident, $scenario:ident) => {
         #[tokio::test]
-        #[ignore = "needs InfluxDB (LDD_TEST_INFLUX_URL); scripts/test.sh runs it"]
-        async fn $ql() {
-            $scenario(QueryLanguage::Influxql).await;
+        #[ignore = "needs InfluxDB 1.8 with Flux (LDD_TEST_INFLUX_URL); scripts/test.sh runs it"]
+        async fn $name() {
+            $scenario(Server::V1, QueryLanguage::$language).await;
         }
+    };
+    ($name:ident: V2, $language:ident, $scenario:ident) => {
+        #[tokio::test]
+        #[ignore = "needs InfluxDB 2.x (LDD_TEST_INFLUX2_URL, LDD_TEST_INFLUX2_TOKEN, LDD_TEST_INFLUX2_ORG); scripts/test.sh runs it"]
+        async fn $name() {
+            $scenario(Server::V2, QueryLanguage::$language).await;
+        }
+    };
+}
 
-        #[tokio::test]
-        #[ignore = "needs InfluxDB (LDD_TEST_INFLUX_URL); scripts/test.sh runs it"]
-        async fn $flux() {
-            $scenario(QueryLanguage::Flux).await;
-        }
+/// Every scenario on both servers in both languages, each a test of its own.
+macro_rules! every_server_and_language {
+    ($($scenario:ident => $v1_ql:ident, $v1_flux:ident, $v2_ql:ident, $v2_flux:ident;)*) => {$(
+        server_test!($v1_ql: V1, Influxql, $scenario);
+        server_test!($v1_flux: V1, Flux, $scenario);
+        server_test!($v2_ql: V2, Influxql, $scenario);
+        server_test!($v2_flux: V2, Flux, $scenario);
     )*};
 }
 
-both_languages! {
-    edge_cases => influxql_edge_cases, flux_edge_cases;
-    large => influxql_100k_points, flux_100k_points;
-    narrow => influxql_narrow_shape, flux_narrow_shape;
-    catalogue => influxql_catalogue, flux_catalogue;
-    hostile => influxql_hostile_names, flux_hostile_names;
-    engine_export => influxql_engine_export, flux_engine_export;
+every_server_and_language! {
+    edge_cases =>
+        v1_influxql_edge_cases, v1_flux_edge_cases,
+        v2_influxql_edge_cases, v2_flux_edge_cases;
+    large =>
+        v1_influxql_100k_points, v1_flux_100k_points,
+        v2_influxql_100k_points, v2_flux_100k_points;
+    narrow =>
+        v1_influxql_narrow_shape, v1_flux_narrow_shape,
+        v2_influxql_narrow_shape, v2_flux_narrow_shape;
+    catalogue =>
+        v1_influxql_catalogue, v1_flux_catalogue,
+        v2_influxql_catalogue, v2_flux_catalogue;
+    hostile =>
+        v1_influxql_hostile_names, v1_flux_hostile_names,
+        v2_influxql_hostile_names, v2_flux_hostile_names;
+    engine_export =>
+        v1_influxql_engine_export, v1_flux_engine_export,
+        v2_influxql_engine_export, v2_flux_engine_export;
+}
+
+/// `auto` picks InfluxQL whenever `/query` answers, which both servers do (2.x through its
+/// v1 compatibility API), and reports Flux as available.
+async fn auto_prefers_influxql(server: Server) {
+    let conn = InfluxConnection::connect(influx_common::config(
+        server,
+        QueryLanguage::Auto,
+        RowShape::Wide,
+    ))
+    .await
+    .unwrap();
+    let info = conn.server();
+    eprintln!("{server:?}: {info:?}");
+    assert_eq!(info.language, QueryLanguage::Influxql, "{info:?}");
+    assert!(info.influxql, "{info:?}");
+    if !influx_common::flux_may_be_missing(server) {
+        assert!(info.flux, "the server has no Flux: {info:?}");
+    }
+    let major = match server {
+        Server::V1 => "1.",
+        Server::V2 => "2.",
+    };
+    assert!(
+        info.version
+            .as_deref()
+            .is_some_and(|v| v.starts_with(major)),
+        "{server:?} reports version {:?}",
+        info.version
+    );
+    conn.ping().await.unwrap();
+    if !info.flux {
+        let err = InfluxConnection::connect(influx_common::config(
+            server,
+            QueryLanguage::Flux,
+            RowShape::Wide,
+        ))
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    }
 }
 
 #[tokio::test]
-#[ignore = "needs InfluxDB (LDD_TEST_INFLUX_URL); scripts/test.sh runs it"]
-async fn auto_prefers_influxql_and_reports_flux() {
-    let conn =
-        InfluxConnection::connect(influx_common::config(QueryLanguage::Auto, RowShape::Wide))
-            .await
-            .unwrap();
-    let server = conn.server();
-    assert_eq!(server.language, QueryLanguage::Influxql);
-    assert!(server.influxql);
-    if !influx_common::flux_may_be_missing() {
-        assert!(server.flux, "the server has no Flux: {server:?}");
+#[ignore = "needs InfluxDB 1.8 with Flux (LDD_TEST_INFLUX_URL); scripts/test.sh runs it"]
+async fn v1_auto_prefers_influxql_and_reports_flux() {
+    auto_prefers_influxql(Server::V1).await;
+}
+
+#[tokio::test]
+#[ignore = "needs InfluxDB 2.x (LDD_TEST_INFLUX2_URL, LDD_TEST_INFLUX2_TOKEN, LDD_TEST_INFLUX2_ORG); scripts/test.sh runs it"]
+async fn v2_auto_prefers_influxql_and_reports_flux() {
+    auto_prefers_influxql(Server::V2).await;
+}
+
+/// A wrong token fails connecting in every language with an error that says 401 /
+/// unauthorized, is not worth retrying, and does not carry the token.
+#[tokio::test]
+#[ignore = "needs InfluxDB 2.x (LDD_TEST_INFLUX2_URL, LDD_TEST_INFLUX2_TOKEN, LDD_TEST_INFLUX2_ORG); scripts/test.sh runs it"]
+async fn v2_wrong_token_is_a_clear_error_without_the_token() {
+    let wrong = influx_common::rand_name("wrong-token");
+    for language in [
+        QueryLanguage::Auto,
+        QueryLanguage::Influxql,
+        QueryLanguage::Flux,
+    ] {
+        let mut cfg = influx_common::config(Server::V2, language, RowShape::Wide);
+        cfg.token = Some(wrong.clone());
+        let err = InfluxConnection::connect(cfg).await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        eprintln!("{language:?}: {err}");
+        assert!(
+            matches!(err, Error::Server { status: 401, .. }),
+            "{language:?}: {text}"
+        );
+        let shown = err.to_string();
+        assert!(shown.contains("401"), "{language:?}: {shown}");
+        assert!(
+            shown.to_lowercase().contains("unauthorized"),
+            "{language:?}: {shown}"
+        );
+        assert!(!err.is_retryable(), "{language:?}: {shown}");
+        assert!(
+            !text.contains(&wrong),
+            "{language:?}: the token leaked: {text}"
+        );
     }
-    conn.ping().await.unwrap();
-    eprintln!("{server:?}");
-    if !server.flux {
-        let err =
-            InfluxConnection::connect(influx_common::config(QueryLanguage::Flux, RowShape::Wide))
-                .await
-                .unwrap_err();
-        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}
+
+/// On 2.x a database is a bucket: the test's bucket carries an explicit DBRP mapping that
+/// goes when the bucket goes; ldd creates buckets (InfluxQL reads them through their virtual
+/// mapping), writes and drops measurements in them, and deletes them.
+#[tokio::test]
+#[ignore = "needs InfluxDB 2.x (LDD_TEST_INFLUX2_URL, LDD_TEST_INFLUX2_TOKEN, LDD_TEST_INFLUX2_ORG); scripts/test.sh runs it"]
+async fn v2_databases_are_buckets_with_dbrp_mappings() {
+    use influx_common::{v2_bucket_id, v2_dbrps};
+
+    // The helper's bucket: one explicit default mapping, gone with the bucket.
+    let db = TempDb::new(Server::V2).await;
+    let (org_id, bucket_id) = db.ids.clone().unwrap();
+    let mappings = v2_dbrps(&org_id, &db.name, &bucket_id).await;
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert_eq!(mappings[0]["bucketID"], bucket_id.as_str());
+    assert_eq!(mappings[0]["retention_policy"], "autogen");
+    assert_eq!(mappings[0]["default"], true);
+    assert_eq!(mappings[0]["virtual"], false);
+    let name = db.name.clone();
+    drop(db);
+    assert_eq!(v2_bucket_id(&name).await, None);
+    let left = v2_dbrps(&org_id, &name, &bucket_id).await;
+    assert!(left.is_empty(), "mappings outlived their bucket: {left:?}");
+
+    // ldd's own create, load, drop.
+    let db = TempDb::unmade(Server::V2);
+    let ql = influx_common::influxql(Server::V2, RowShape::Wide).await;
+    let flux = influx_common::flux(Server::V2, RowShape::Wide)
+        .await
+        .unwrap();
+    ql.create_database(&db.name).await.unwrap();
+    ql.create_database(&db.name).await.unwrap();
+    assert!(v2_bucket_id(&db.name).await.is_some());
+    load(Server::V2, &db.name, "m", &generator(10)).await;
+    load(Server::V2, &db.name, "kept", &generator(5)).await;
+    let spec = DatasetSpec::new(&db.name, "m");
+    for conn in [&ql, &flux] {
+        assert_eq!(conn.open(&spec).await.unwrap().count().await.unwrap(), 10);
+    }
+    ql.drop_dataset(&db.name, "m").await.unwrap();
+    for conn in [&ql, &flux] {
+        assert_eq!(conn.open(&spec).await.unwrap().count().await.unwrap(), 0);
+        let kept = DatasetSpec::new(&db.name, "kept");
+        assert_eq!(conn.open(&kept).await.unwrap().count().await.unwrap(), 5);
+    }
+    ql.drop_database(&db.name).await.unwrap();
+    ql.drop_database(&db.name).await.unwrap();
+    assert_eq!(v2_bucket_id(&db.name).await, None);
+    for conn in [&ql, &flux] {
+        let err = conn.detail(&spec).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err}");
     }
 }

@@ -161,9 +161,18 @@ fn shorten(text: &str) -> String {
 }
 
 /// Maps an InfluxQL statement or request error; a missing database is `NotFound`.
+///
+/// InfluxDB 2.x does not say "database not found": a database no bucket is mapped to (no
+/// DBRP mapping, virtual or explicit) answers "default retention policy not set for: NAME".
 pub(crate) fn statement_error(context: &str, message: &str) -> Error {
     if message.starts_with("database not found") {
         return Error::NotFound(format!("{context}: {message}"));
+    }
+    if message.starts_with("default retention policy not set") {
+        return Error::NotFound(format!(
+            "{context}: {message} (on InfluxDB 2.x: no bucket is mapped to this database; \
+             check the name, or map the bucket with a DBRP mapping)"
+        ));
     }
     Error::Server {
         context: context.to_owned(),
@@ -182,18 +191,27 @@ async fn error_from_response(context: &str, response: Response) -> Error {
     if status == 404 && message.contains("database not found") {
         return Error::NotFound(format!("{context}: {message}"));
     }
+    let mut message = if message.is_empty() {
+        StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("no message")
+            .to_owned()
+    } else {
+        message
+    };
+    // Say what to fix: the server's own text ("Unauthorized") does not name the credentials.
+    match status {
+        401 => message.push_str(
+            " (the server refused the credentials: check the token, or the username and password)",
+        ),
+        403 => message.push_str(" (the credentials lack a permission this needs)"),
+        _ => {}
+    }
     Error::Server {
         context: context.to_owned(),
         status,
-        message: if message.is_empty() {
-            StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("no message")
-                .to_owned()
-        } else {
-            message
-        },
+        message,
     }
 }
 
@@ -673,6 +691,10 @@ mod tests {
     fn statement_errors_map_missing_databases_to_not_found() {
         assert!(matches!(
             statement_error("ctx", "database not found: x"),
+            Error::NotFound(_)
+        ));
+        assert!(matches!(
+            statement_error("ctx", "default retention policy not set for: x"),
             Error::NotFound(_)
         ));
         assert!(matches!(

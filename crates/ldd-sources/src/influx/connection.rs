@@ -11,7 +11,7 @@ use super::config::{InfluxConfig, QueryLanguage, RowShape};
 use super::dataset::{Lang, FIELD, MEASUREMENT, TIME, VALUE};
 use super::escape::influxql_ident;
 use super::query;
-use super::source::{Backend, InfluxSource};
+use super::source::{flux_not_found, Backend, InfluxSource};
 use super::write::{escape_measurement, write_line};
 use crate::connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
 use crate::error::{Error, Result};
@@ -47,6 +47,13 @@ pub struct ServerInfo {
 /// in batches of `write_batch_lines` (see [`write_line`](super::write_line));
 /// `drop_dataset` drops the measurement, or the whole database when `table` is empty.
 ///
+/// On InfluxDB 2.x (told by the version the server reports, or by a server without
+/// InfluxQL) a database is a bucket: it is created and deleted through the management API
+/// (`/api/v2/buckets`, in the configured `org`) and written through `/api/v2/write`.
+/// InfluxQL reaches a bucket through its DBRP mapping: the virtual one recent 2.x releases
+/// (2.7 among them) make for every bucket (database = the bucket's name), or an explicit
+/// one that overrides it; a database no bucket is mapped to is [`Error::NotFound`].
+///
 /// ```no_run
 /// use ldd_sources::influx::{InfluxConfig, InfluxConnection};
 /// use ldd_sources::Connection;
@@ -62,6 +69,18 @@ pub struct InfluxConnection {
     backend: Arc<Backend>,
     server: ServerInfo,
     write_batch_lines: usize,
+    /// Databases are InfluxDB 2.x buckets (managed through `/api/v2/buckets`, written
+    /// through `/api/v2/write`), not InfluxQL databases (`CREATE DATABASE`, `/write`).
+    buckets: bool,
+}
+
+/// Whether a reported version (`X-Influxdb-Version`) is InfluxDB 2.x: `2.7.12`, `v2.0.4`.
+/// InfluxQL on 2.x answers `not implemented` to `CREATE DATABASE` and `DROP DATABASE`.
+fn is_influxdb2(version: Option<&str>) -> bool {
+    version.is_some_and(|v| {
+        let v = v.trim().trim_start_matches('v');
+        v.split('.').next() == Some("2") && v.contains('.')
+    })
 }
 
 impl std::fmt::Debug for InfluxConnection {
@@ -131,6 +150,7 @@ impl InfluxConnection {
                 chunk_size: config.chunk_size,
                 url: config.url.trim_end_matches('/').to_owned(),
             }),
+            buckets: is_influxdb2(server.version.as_deref()) || !server.influxql,
             server,
             write_batch_lines: config.write_batch_lines,
         })
@@ -152,32 +172,53 @@ impl InfluxConnection {
         ))
     }
 
-    /// Creates a database (`CREATE DATABASE`, a no-op when it exists); on a server without
-    /// InfluxQL, creates the bucket in the configured organisation.
+    /// Creates a database (`CREATE DATABASE`, a no-op when it exists); on InfluxDB 2.x (or
+    /// a server without InfluxQL), creates the bucket in the configured organisation
+    /// (a no-op when it exists).
     pub async fn create_database(&self, database: &str) -> Result<()> {
-        if self.server.influxql {
-            let q = format!("CREATE DATABASE {}", influxql_ident(database)?);
-            let context = format!("creating InfluxDB database `{database}`");
-            self.backend.client.influxql(None, &q, &context).await?;
-            return Ok(());
+        if self.buckets {
+            return self.create_bucket(database).await;
         }
-        self.create_bucket(database).await
+        let q = format!("CREATE DATABASE {}", influxql_ident(database)?);
+        let context = format!("creating InfluxDB database `{database}`");
+        self.backend.client.influxql(None, &q, &context).await?;
+        Ok(())
+    }
+
+    /// The id of the bucket named `bucket` in the configured organisation (any
+    /// organisation the token sees when none is configured), `None` when there is none.
+    async fn bucket_id(&self, bucket: &str, context: &str) -> Result<Option<String>> {
+        use influxdb2::api::buckets::ListBucketsRequest;
+        let v2 = self.backend.client.v2();
+        let found = match v2
+            .list_buckets(Some(ListBucketsRequest {
+                name: Some(bucket.to_owned()),
+                org: (!v2.org.is_empty()).then(|| v2.org.clone()),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(found) => found,
+            // 2.x answers a name no bucket has with 404 `bucket "NAME" not found`, not with
+            // an empty list.
+            Err(influxdb2::RequestError::Http { status, .. }) if status.as_u16() == 404 => {
+                return Ok(None)
+            }
+            Err(e) => return Err(v2_error(context, e)),
+        };
+        Ok(found
+            .buckets
+            .into_iter()
+            .filter(|b| b.name == bucket)
+            .find_map(|b| b.id))
     }
 
     async fn create_bucket(&self, bucket: &str) -> Result<()> {
-        use influxdb2::api::buckets::ListBucketsRequest;
         use influxdb2::api::organization::ListOrganizationRequest;
         use influxdb2::models::PostBucketRequest;
         let context = format!("creating InfluxDB bucket `{bucket}`");
         let v2 = self.backend.client.v2();
-        let existing = v2
-            .list_buckets(Some(ListBucketsRequest {
-                name: Some(bucket.to_owned()),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| v2_error(&context, e))?;
-        if !existing.buckets.is_empty() {
+        if self.bucket_id(bucket, &context).await?.is_some() {
             return Ok(());
         }
         let orgs = v2
@@ -197,8 +238,23 @@ impl InfluxConnection {
             .map_err(|e| v2_error(&context, e))
     }
 
-    /// Drops a whole database (`DROP DATABASE`; a missing one is not an error).
+    /// Drops a whole database (`DROP DATABASE`; on InfluxDB 2.x deletes the bucket, and
+    /// with it its DBRP mappings). A missing one is not an error.
     pub async fn drop_database(&self, database: &str) -> Result<()> {
+        if self.buckets {
+            let context = format!("deleting InfluxDB bucket `{database}`");
+            let Some(id) = self.bucket_id(database, &context).await? else {
+                return Ok(());
+            };
+            return match self.backend.client.v2().delete_bucket(&id).await {
+                Ok(()) => Ok(()),
+                // Deleted meanwhile.
+                Err(influxdb2::RequestError::Http { status, .. }) if status.as_u16() == 404 => {
+                    Ok(())
+                }
+                Err(e) => Err(v2_error(&context, e)),
+            };
+        }
         let q = format!("DROP DATABASE {}", influxql_ident(database)?);
         let context = format!("dropping InfluxDB database `{database}`");
         match self.backend.client.influxql(None, &q, &context).await {
@@ -208,10 +264,10 @@ impl InfluxConnection {
     }
 
     async fn write(&self, database: &str, lines: String) -> Result<()> {
-        if self.server.influxql {
-            self.backend.client.write_v1(database, lines).await
-        } else {
+        if self.buckets {
             self.backend.client.write_v2(database, lines).await
+        } else {
+            self.backend.client.write_v1(database, lines).await
         }
     }
 
@@ -277,7 +333,15 @@ impl InfluxConnection {
         for bucket in buckets {
             let q = query::flux_measurements(&bucket)?;
             let context = format!("listing the measurements of bucket `{bucket}`");
-            for row in client.flux_collect(&q, &context).await? {
+            let rows = match client.flux_collect(&q, &context).await {
+                Ok(rows) => rows,
+                // Deleted since `buckets()` answered: it has nothing to list.
+                Err(e) => match flux_not_found(e, &context) {
+                    Error::NotFound(_) => continue,
+                    e => return Err(e),
+                },
+            };
+            for row in rows {
                 if let Some(Value::String(table)) = row.get("_value") {
                     out.push(DatasetInfo {
                         database: bucket.clone(),
@@ -436,5 +500,21 @@ impl Connection for InfluxConnection {
             .delete(database, start, stop, Some(predicate))
             .await
             .map_err(|e| v2_error(&context, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn influxdb2_is_told_by_its_version() {
+        for v in ["2.7.12", "v2.0.4", " 2.1.1 "] {
+            assert!(is_influxdb2(Some(v)), "{v}");
+        }
+        for v in ["1.8.10", "3.0.1", "2", "20.1.0", "", "unknown"] {
+            assert!(!is_influxdb2(Some(v)), "{v}");
+        }
+        assert!(!is_influxdb2(None));
     }
 }

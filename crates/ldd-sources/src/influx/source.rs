@@ -54,7 +54,9 @@ fn as_count(value: Option<&serde_json::Value>) -> u64 {
     value.and_then(serde_json::Value::as_u64).unwrap_or(0)
 }
 
-fn flux_not_found(err: Error, what: &str) -> Error {
+/// A Flux error saying the bucket (1.8: the database) does not exist, as `NotFound`; other
+/// errors unchanged.
+pub(crate) fn flux_not_found(err: Error, what: &str) -> Error {
     match &err {
         Error::Server { message, .. }
             if message.contains("no database")

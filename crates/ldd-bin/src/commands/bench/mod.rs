@@ -62,6 +62,16 @@ pub(crate) struct BenchArgs {
     /// Also measure the InfluxDB source path on this server (loads, then drops, a dataset).
     #[arg(long, env = "LDD_TEST_INFLUX_URL")]
     pub(crate) influx_url: Option<String>,
+    /// Also measure the InfluxDB 2.x source path on this server (with --influx2-token and
+    /// --influx2-org; loads, then drops, a bucket).
+    #[arg(long, env = "LDD_TEST_INFLUX2_URL")]
+    pub(crate) influx2_url: Option<String>,
+    /// Token for --influx2-url. Prefer the environment variable: flags show in process lists.
+    #[arg(long, env = "LDD_TEST_INFLUX2_TOKEN", hide_env_values = true)]
+    pub(crate) influx2_token: Option<String>,
+    /// Organisation for --influx2-url.
+    #[arg(long, env = "LDD_TEST_INFLUX2_ORG")]
+    pub(crate) influx2_org: Option<String>,
     /// Largest size for the source paths (loading is slow on some servers).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) source_max_size: u64,
@@ -112,15 +122,26 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             rows.push(bench.kafka_perf_reference(cp, size).await?);
         }
         if size <= args.source_max_size && bench.embedded.is_none() {
+            let influx1 = sources::Db::Influx {
+                token: None,
+                org: None,
+            };
             if let Some(url) = &args.influx_url {
-                rows.push(
-                    bench
-                        .source_pair(sources::Db::Influx, url, size, args.rounds)
-                        .await?,
-                );
+                rows.extend(bench.source_pair(influx1, url, size, args.rounds).await?);
+            }
+            if let Some(url) = &args.influx2_url {
+                let influx2 = sources::Db::Influx {
+                    token: Some(args.influx2_token.clone().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--influx2-url needs --influx2-token (or LDD_TEST_INFLUX2_TOKEN)"
+                        )
+                    })?),
+                    org: args.influx2_org.clone(),
+                };
+                rows.extend(bench.source_pair(influx2, url, size, args.rounds).await?);
             }
             if let Some(url) = &args.mongo_url {
-                rows.push(
+                rows.extend(
                     bench
                         .source_pair(sources::Db::Mongo, url, size, args.rounds)
                         .await?,

@@ -8,7 +8,7 @@ use ldd_core::{
     export, DatasetSpec, ExportControl, ExportOptions, Format, GeneratorConfig, JobCountPartitioner,
 };
 use ldd_sink_kafka::KafkaSink;
-use ldd_sources::influx::{InfluxConfig, InfluxConnection};
+use ldd_sources::influx::{InfluxConfig, InfluxConnection, QueryLanguage};
 use ldd_sources::mongo::{MongoConfig, MongoConnection};
 use ldd_sources::{baseline, Connection};
 
@@ -16,22 +16,49 @@ use super::table::{Measure, Row};
 use super::Bench;
 
 /// Which database a source row is for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum Db {
     Mongo,
-    Influx,
+    /// InfluxDB 1.x (no credentials) or 2.x (`token` and `org`).
+    Influx {
+        token: Option<String>,
+        org: Option<String>,
+    },
+}
+
+impl Db {
+    fn influx_config(&self, url: &str, language: QueryLanguage) -> InfluxConfig {
+        let mut config = InfluxConfig::new(url);
+        config.language = language;
+        if let Db::Influx { token, org } = self {
+            config.token = token.clone();
+            config.org = org.clone();
+        }
+        config
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Db::Mongo => "mongo",
+            Db::Influx { token: None, .. } => "influx 1.x",
+            Db::Influx { token: Some(_), .. } => "influx 2.x",
+        }
+    }
 }
 
 impl Bench {
     /// Loads `size` generated records into the database, then runs bare scan and ldd export
     /// `rounds` times each, interleaved; the dataset is dropped at the end.
+    ///
+    /// InfluxDB gets a second row: the same export with Flux against InfluxQL, which is what
+    /// `auto` chooses between.
     pub(super) async fn source_pair(
         &self,
         db: Db,
         url: &str,
         size: u64,
         rounds: u32,
-    ) -> anyhow::Result<Row> {
+    ) -> anyhow::Result<Vec<Row>> {
         let database = format!("ldd_bench_{}", uuid::Uuid::new_v4().simple());
         let table = "points";
         let conn: Arc<dyn Connection> = match db {
@@ -42,7 +69,9 @@ impl Bench {
                 })
                 .await?,
             ),
-            Db::Influx => Arc::new(InfluxConnection::connect(InfluxConfig::new(url)).await?),
+            Db::Influx { .. } => Arc::new(
+                InfluxConnection::connect(db.influx_config(url, QueryLanguage::Auto)).await?,
+            ),
         };
         let generator = GeneratorConfig {
             records: size,
@@ -57,19 +86,22 @@ impl Bench {
         }
         let mut base = Measure::default();
         let mut ours = Measure::default();
+        let mut influxql = Measure::default();
+        let mut flux = Measure::default();
         let mut strategy = String::new();
         let result = async {
             for _ in 0..rounds {
                 let started = Instant::now();
-                let bytes = match db {
+                let bytes = match &db {
                     Db::Mongo => {
                         let n = baseline::mongo_cursor_scan(url, &database, table, 4096).await?;
                         anyhow::ensure!(n == size, "bare scan saw {n} of {size} documents");
                         0
                     }
-                    Db::Influx => {
+                    Db::Influx { token, .. } => {
                         baseline::influx_query_scan(
                             url,
+                            token.as_deref(),
                             &database,
                             table,
                             ldd_sources::influx::DEFAULT_CHUNK_SIZE,
@@ -84,56 +116,95 @@ impl Bench {
                     peak_rss_mb: None,
                 });
 
-                let topic = self.topic("src").await?;
-                let sink = KafkaSink::connect(self.sink_config(&topic)).await?;
-                let started = Instant::now();
-                let manifest = export(
-                    conn.open(&spec).await?,
-                    Arc::new(sink),
-                    &JobCountPartitioner::default(),
-                    ExportOptions {
-                        format: Format::Jsonl,
-                        workers: self.workers,
-                        ..Default::default()
-                    },
-                    ExportControl::default(),
-                )
-                .await?;
-                anyhow::ensure!(
-                    manifest.total_records == size,
-                    "ldd exported {} of {size} records",
-                    manifest.total_records
-                );
-                ours.keep_best(Measure {
-                    records: size,
-                    bytes: manifest.total_bytes,
-                    seconds: started.elapsed().as_secs_f64(),
-                    peak_rss_mb: None,
-                });
+                let (measure, manifest) = self.export_once(conn.open(&spec).await?, size).await?;
+                ours.keep_best(measure);
                 strategy = format!(
                     "{}, {} planning queries in {} ms",
                     manifest.strategy.name,
                     manifest.strategy.queries,
                     manifest.strategy.duration_ms
                 );
-                self.cleanup(&topic).await;
+                if matches!(db, Db::Influx { .. }) {
+                    for (language, best) in [
+                        (QueryLanguage::Influxql, &mut influxql),
+                        (QueryLanguage::Flux, &mut flux),
+                    ] {
+                        let conn =
+                            InfluxConnection::connect(db.influx_config(url, language)).await?;
+                        best.keep_best(self.export_once(conn.open(&spec).await?, size).await?.0);
+                    }
+                }
             }
             anyhow::Ok(())
         }
         .await;
         let dropped = conn.drop_dataset(&database, table).await;
-        if matches!(db, Db::Influx) {
+        if matches!(db, Db::Influx { .. }) {
             // Also remove the benchmark database itself.
             let _ = conn.drop_dataset(&database, "").await;
         }
         result?;
         dropped?;
-        let label = match db {
-            Db::Mongo => "source: mongo scan -> kafka",
-            Db::Influx => "source: influx scan -> kafka",
-        };
-        let mut row = Row::new(label, Format::Jsonl, size, base, ours);
+        let mut row = Row::new(
+            &format!("source: {} scan -> kafka", db.label()),
+            Format::Jsonl,
+            size,
+            base,
+            ours,
+        );
         row.note = Some(strategy);
-        Ok(row)
+        let mut rows = vec![row];
+        if matches!(db, Db::Influx { .. }) {
+            let mut row = Row::new(
+                &format!("source: {} export, flux vs influxql", db.label()),
+                Format::Jsonl,
+                size,
+                influxql,
+                flux,
+            );
+            row.note = Some("the same ldd export with each language; `auto` picks InfluxQL when the server answers it".into());
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// One ldd export of `source` into a new topic (deleted afterwards), timed.
+    async fn export_once(
+        &self,
+        source: Arc<dyn ldd_core::DataSource>,
+        size: u64,
+    ) -> anyhow::Result<(Measure, ldd_core::Manifest)> {
+        let topic = self.topic("src").await?;
+        let result = async {
+            let sink = KafkaSink::connect(self.sink_config(&topic)).await?;
+            let started = Instant::now();
+            let manifest = export(
+                source,
+                Arc::new(sink),
+                &JobCountPartitioner::default(),
+                ExportOptions {
+                    format: Format::Jsonl,
+                    workers: self.workers,
+                    ..Default::default()
+                },
+                ExportControl::default(),
+            )
+            .await?;
+            anyhow::ensure!(
+                manifest.total_records == size,
+                "ldd exported {} of {size} records",
+                manifest.total_records
+            );
+            let measure = Measure {
+                records: size,
+                bytes: manifest.total_bytes,
+                seconds: started.elapsed().as_secs_f64(),
+                peak_rss_mb: None,
+            };
+            anyhow::Ok((measure, manifest))
+        }
+        .await;
+        self.cleanup(&topic).await;
+        result
     }
 }
