@@ -1,32 +1,17 @@
-//! The object-safe face of a database connection, as the server's registry holds it.
+//! The object-safe face of a database connection, as the server's registry holds it, and
+//! [`connect`], the one function that turns a [`SourceConfig`] into one.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ldd_core::{DataSource, DatasetSpec, GeneratorConfig, Record};
+#[cfg(feature = "fixtures")]
+use ldd_core::GeneratorConfig;
+use ldd_core::{DataSource, DatasetSpec, Record};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-
-/// Which kind of database a connection talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// MongoDB (or a MongoDB-wire server).
-    Mongo,
-    /// InfluxDB.
-    Influx,
-}
-
-impl SourceKind {
-    /// The name the original API uses in `dataset_type`.
-    pub fn dataset_type(self) -> &'static str {
-        match self {
-            SourceKind::Mongo => "MongoDB",
-            SourceKind::Influx => "InfluxDB",
-        }
-    }
-}
+pub use crate::config::SourceKind;
+use crate::config::SourceConfig;
+use crate::error::{Error, Result};
 
 /// One dataset of a catalogue: database (or bucket) × table (collection or measurement).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +61,13 @@ pub trait Connection: Send + Sync {
 
     /// Opens a dataset for export.
     async fn open(&self, spec: &DatasetSpec) -> Result<Arc<dyn DataSource>>;
+}
 
+/// What tests, benchmarks and `ldd load` need beyond the catalogue and export: writing
+/// synthetic data and dropping it again (feature `fixtures`).
+#[cfg(feature = "fixtures")]
+#[async_trait]
+pub trait Fixtures: Connection {
     /// Writes `config.records` generated records into `database`/`table`, calling
     /// `progress` with the number written so far. Used by tests, benchmarks and `ldd load`.
     async fn load_generated(
@@ -90,4 +81,56 @@ pub trait Connection: Send + Sync {
     /// Drops a dataset, or with an empty `table` the whole database (tests clean up with
     /// this).
     async fn drop_dataset(&self, database: &str, table: &str) -> Result<()>;
+}
+
+/// Connects to the database `config` names (the one place that knows the backends) and
+/// checks that it answers. Error messages never hold the configuration's secrets.
+pub async fn connect(config: &SourceConfig) -> Result<Arc<dyn Connection>> {
+    #[cfg(feature = "fixtures")]
+    {
+        let fixtures: Arc<dyn Connection> = connect_fixtures(config).await?;
+        Ok(fixtures)
+    }
+    #[cfg(not(feature = "fixtures"))]
+    {
+        connect_backend(config).await
+    }
+}
+
+/// [`connect`], with the connection's [`Fixtures`] too.
+#[cfg(feature = "fixtures")]
+pub async fn connect_fixtures(config: &SourceConfig) -> Result<Arc<dyn Fixtures>> {
+    connect_backend(config).await
+}
+
+#[cfg(feature = "fixtures")]
+type Backend = dyn Fixtures;
+#[cfg(not(feature = "fixtures"))]
+type Backend = dyn Connection;
+
+/// Both backends' `connect` check that the server answers (a ping, a version probe).
+async fn connect_backend(config: &SourceConfig) -> Result<Arc<Backend>> {
+    config.validate()?;
+    match config.kind {
+        #[cfg(feature = "mongo")]
+        SourceKind::Mongo => {
+            let connection = crate::mongo::MongoConnection::connect(config.mongo_config())
+                .await
+                .map_err(|e| e.scrubbed(config))?;
+            Ok(Arc::new(connection))
+        }
+        #[cfg(feature = "influx")]
+        SourceKind::Influx => {
+            let connection = crate::influx::InfluxConnection::connect(config.influx_config())
+                .await
+                .map_err(|e| e.scrubbed(config))?;
+            Ok(Arc::new(connection))
+        }
+        #[allow(unreachable_patterns)]
+        kind => Err(Error::Unsupported(format!(
+            "this build of ldd has no {} source; enable the cargo feature `{}`",
+            kind.dataset_type(),
+            kind.as_str()
+        ))),
+    }
 }

@@ -6,8 +6,9 @@
 //! dataset details and time ranges, loads synthetic data, and opens a dataset as an
 //! [`ldd_core::DataSource`] for the export engine.
 
-#[cfg(any(feature = "mongo", feature = "influx"))]
+#[cfg(all(feature = "fixtures", any(feature = "mongo", feature = "influx")))]
 pub mod baseline;
+pub mod config;
 pub mod connection;
 pub mod error;
 #[cfg(feature = "influx")]
@@ -16,5 +17,8 @@ pub mod influx;
 pub mod mongo;
 pub mod redact;
 
-pub use connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
+pub use config::{QueryLanguage, RowShape, SourceConfig, SourceKind};
+#[cfg(feature = "fixtures")]
+pub use connection::{connect_fixtures, Fixtures};
+pub use connection::{connect, Connection, DatasetDetail, DatasetInfo};
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@
 //! fails the Flux tests unless `LDD_TEST_INFLUX_NO_FLUX=1`. Each test writes into its own
 //! random database (1.x) or bucket with a DBRP mapping (2.x) and drops it.
 
-#![cfg(feature = "influx")]
+#![cfg(all(feature = "influx", feature = "fixtures"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod influx_common;
@@ -30,7 +30,7 @@ use ldd_sources::influx::escape::{flux_string, influxql_ident, influxql_string};
 use ldd_sources::influx::{
     write_line, InfluxConfig, InfluxConnection, QueryLanguage, RowShape, STRATEGY,
 };
-use ldd_sources::{Connection, Error};
+use ldd_sources::{Connection, Error, Fixtures};
 
 /// Names and values meant to break out of a quoted literal.
 const HOSTILE: &[&str] = &[

@@ -1,7 +1,7 @@
 //! The MongoDB source against a real MongoDB-wire server (FerretDB under scripts/test.sh),
 //! at `LDD_TEST_MONGO_URL`. Opt-in (`--include-ignored`); fails loudly without the server.
 
-#![cfg(feature = "mongo")]
+#![cfg(all(feature = "mongo", feature = "fixtures"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use ldd_core::{
     JobCountPartitioner, Record, TimeRange, Value,
 };
 use ldd_sources::mongo::{MongoConfig, MongoConnection};
-use ldd_sources::Connection;
+use ldd_sources::{Connection, Fixtures};
 
 const IGNORE: &str = "needs a MongoDB-wire server (LDD_TEST_MONGO_URL); scripts/test.sh runs it";
 

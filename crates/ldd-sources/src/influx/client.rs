@@ -624,6 +624,7 @@ impl HttpClient {
         Ok(stream.boxed())
     }
 
+    #[cfg(feature = "fixtures")]
     /// Writes line protocol through the v1 API (`/write?db=..&precision=ns`).
     pub(crate) async fn write_v1(&self, db: &str, lines: String) -> Result<()> {
         let context = format!("writing to InfluxDB database `{db}`");
@@ -637,6 +638,7 @@ impl HttpClient {
         self.send(request, &context).await.map(drop)
     }
 
+    #[cfg(feature = "fixtures")]
     /// Writes line protocol through the v2 API (`/api/v2/write?bucket=..&precision=ns`).
     pub(crate) async fn write_v2(&self, bucket: &str, lines: String) -> Result<()> {
         let context = format!("writing to InfluxDB bucket `{bucket}`");

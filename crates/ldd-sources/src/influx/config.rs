@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::{QueryLanguage, RowShape};
 use crate::error::{Error, Result};
 
 /// Default rows per chunk of a `chunked=true` InfluxQL response (and records per batch of a
@@ -16,34 +17,6 @@ pub const DEFAULT_CHUNK_SIZE: usize = 1_000;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 120;
 /// Default lines per write request of [`load_generated`](crate::Connection::load_generated).
 pub const DEFAULT_WRITE_BATCH_LINES: usize = 20_000;
-
-/// Which query language the connection speaks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueryLanguage {
-    /// Detect at connect time: InfluxQL when the v1 `/query` API answers (InfluxDB 1.x,
-    /// 2.x through its v1 compatibility API, 3.x), otherwise Flux when `/api/v2/query`
-    /// answers (2.x, or 1.8 with `flux-enabled = true`). Connecting fails when neither does.
-    #[default]
-    Auto,
-    /// InfluxQL over `/query` with `chunked=true`.
-    Influxql,
-    /// Flux over `/api/v2/query`; connecting fails when the server has no Flux.
-    Flux,
-}
-
-/// How points become records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RowShape {
-    /// One record per point: `_time`, `_measurement`, its tags (sorted by key), then its
-    /// fields (sorted by key), each with its type (float, integer, boolean, string).
-    #[default]
-    Wide,
-    /// One record per field value, the row shape of the original system's Flux queries:
-    /// `_time`, `_measurement`, tags, `_field`, `_value`.
-    Narrow,
-}
 
 /// How to reach and read an InfluxDB server.
 ///

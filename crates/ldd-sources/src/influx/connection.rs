@@ -3,8 +3,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+#[cfg(feature = "fixtures")]
 use futures::stream::{self, StreamExt, TryStreamExt};
-use ldd_core::{DataSource, DatasetSpec, GeneratorConfig, Value};
+#[cfg(feature = "fixtures")]
+use ldd_core::GeneratorConfig;
+use ldd_core::{DataSource, DatasetSpec, Value};
 
 use super::client::{v2_error, HttpClient};
 use super::config::{InfluxConfig, QueryLanguage, RowShape};
@@ -12,7 +15,10 @@ use super::dataset::{Lang, FIELD, MEASUREMENT, TIME, VALUE};
 use super::escape::influxql_ident;
 use super::query;
 use super::source::{flux_not_found, Backend, InfluxSource};
+#[cfg(feature = "fixtures")]
 use super::write::{escape_measurement, write_line};
+#[cfg(feature = "fixtures")]
+use crate::connection::Fixtures;
 use crate::connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
 use crate::error::{Error, Result};
 
@@ -20,6 +26,7 @@ use crate::error::{Error, Result};
 const SYSTEM_DATABASES: &[&str] = &["_internal", "_monitoring", "_tasks"];
 /// `SHOW MEASUREMENTS` statements sent in one request while listing.
 const LIST_BATCH: usize = 50;
+#[cfg(feature = "fixtures")]
 /// Write requests in flight at once while loading.
 const WRITES_IN_FLIGHT: usize = 2;
 
@@ -68,6 +75,7 @@ pub struct ServerInfo {
 pub struct InfluxConnection {
     backend: Arc<Backend>,
     server: ServerInfo,
+    #[cfg(feature = "fixtures")]
     write_batch_lines: usize,
     /// Databases are InfluxDB 2.x buckets (managed through `/api/v2/buckets`, written
     /// through `/api/v2/write`), not InfluxQL databases (`CREATE DATABASE`, `/write`).
@@ -152,6 +160,7 @@ impl InfluxConnection {
             }),
             buckets: is_influxdb2(server.version.as_deref()) || !server.influxql,
             server,
+            #[cfg(feature = "fixtures")]
             write_batch_lines: config.write_batch_lines,
         })
     }
@@ -263,6 +272,7 @@ impl InfluxConnection {
         }
     }
 
+    #[cfg(feature = "fixtures")]
     async fn write(&self, database: &str, lines: String) -> Result<()> {
         if self.buckets {
             self.backend.client.write_v2(database, lines).await
@@ -418,7 +428,11 @@ impl Connection for InfluxConnection {
     async fn open(&self, spec: &DatasetSpec) -> Result<Arc<dyn DataSource>> {
         Ok(Arc::new(self.open_source(spec).await?))
     }
+}
 
+#[cfg(feature = "fixtures")]
+#[async_trait]
+impl Fixtures for InfluxConnection {
     async fn load_generated(
         &self,
         database: &str,

@@ -3,15 +3,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ldd_core::{DataSource, DatasetSpec, GeneratorConfig, Value};
+#[cfg(feature = "fixtures")]
+use ldd_core::GeneratorConfig;
+use ldd_core::{DataSource, DatasetSpec, Value};
 use mongodb::bson::{doc, Document};
-use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Collection, IndexModel};
+use mongodb::options::ClientOptions;
+#[cfg(feature = "fixtures")]
+use mongodb::{options::IndexOptions, IndexModel};
+use mongodb::{Client, Collection};
 
 use super::config::MongoConfig;
-use super::convert::{bson_to_value, document_to_record, record_to_document};
+#[cfg(feature = "fixtures")]
+use super::convert::record_to_document;
+use super::convert::{bson_to_value, document_to_record};
 use super::filter::{check_collection, check_database, check_field, dataset_filter};
 use super::source::MongoSource;
+#[cfg(feature = "fixtures")]
+use crate::connection::Fixtures;
 use crate::connection::{Connection, DatasetDetail, DatasetInfo, SourceKind};
 use crate::error::{Error, Result};
 use crate::redact::redact_url;
@@ -19,6 +27,7 @@ use crate::redact::redact_url;
 /// Databases the catalogue never lists.
 const SYSTEM_DATABASES: &[&str] = &["admin", "local", "config"];
 
+#[cfg(feature = "fixtures")]
 /// Documents per `insertMany` when loading.
 const LOAD_BATCH: u64 = 10_000;
 
@@ -204,7 +213,11 @@ impl Connection for MongoConnection {
             self.config.batch_size,
         )?))
     }
+}
 
+#[cfg(feature = "fixtures")]
+#[async_trait]
+impl Fixtures for MongoConnection {
     async fn load_generated(
         &self,
         database: &str,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ldd_core::{GeneratorConfig, Record, Value};
 use ldd_sources::influx::{InfluxConfig, InfluxConnection, QueryLanguage, RowShape};
-use ldd_sources::Connection;
+use ldd_sources::Fixtures;
 use serde_json::{json, Value as Json};
 
 /// The server a test runs against.
