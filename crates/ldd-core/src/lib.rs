@@ -59,7 +59,7 @@ pub mod value;
 
 pub use checkpoint::{Checkpoint, CheckpointStore, ExportRecord, JournalFile, RunRecord};
 pub use chunk::{Chunk, ChunkRange, ExportPlan, PlanStrategy, ValueBound};
-pub use dataset::{DatasetSpec, FieldEquals, TimeRange};
+pub use dataset::{DatasetSpec, DatasetSpecBuilder, FieldEquals, TagRule, TimeBound, TimeRange};
 pub use engine::{
     execute_plan, export, export_resumable, plan_export, ExportControl, ExportEvent,
     ExportObserver, ExportOptions, ExportParts, Progress, Resume, RetryPolicy,

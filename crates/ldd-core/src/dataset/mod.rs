@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod builder;
+
+pub use builder::{DatasetSpecBuilder, TagRule, TimeBound, MAX_NAME_CHARS};
+
 /// A dataset: where the records live and which of them to take.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +41,12 @@ impl DatasetSpec {
             table: table.into(),
             ..Default::default()
         }
+    }
+
+    /// A builder that checks every part the way all of ldd's front ends do; see
+    /// [`DatasetSpecBuilder`].
+    pub fn builder(database: impl Into<String>, table: impl Into<String>) -> DatasetSpecBuilder {
+        DatasetSpecBuilder::new(database, table)
     }
 
     /// `database:table`, the name the original API shows.
