@@ -2,7 +2,6 @@
 
 mod cli;
 mod commands;
-mod connect;
 mod progress;
 mod report;
 mod server;

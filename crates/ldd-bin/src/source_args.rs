@@ -4,36 +4,16 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
-use ldd_core::{DatasetSpec, FieldEquals, TimeRange, Value};
-use ldd_sources::Connection;
-
-/// Kind of database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum DbType {
-    /// MongoDB (or a MongoDB-wire server such as FerretDB).
-    Mongo,
-    /// InfluxDB.
-    Influx,
-}
-
-/// InfluxDB query language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum InfluxLanguage {
-    /// InfluxQL when `/query` answers, else Flux.
-    Auto,
-    /// InfluxQL over the v1 `/query` API.
-    Influxql,
-    /// Flux over `/api/v2/query`.
-    Flux,
-}
+use clap::Args;
+use ldd_core::{DatasetSpec, TagRule, TimeBound};
+use ldd_sources::{Connection, Fixtures, QueryLanguage, SourceConfig, SourceKind};
 
 /// How to reach the database.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectionArgs {
-    /// Kind of database.
-    #[arg(long, value_enum)]
-    pub(crate) db_type: Option<DbType>,
+    /// Kind of database: mongo or influx.
+    #[arg(long)]
+    pub(crate) db_type: Option<SourceKind>,
     /// Server URL (`mongodb://host:port/`, `http://host:8086`).
     #[arg(long, env = "LDD_SOURCE_URL")]
     pub(crate) url: Option<String>,
@@ -49,20 +29,45 @@ pub(crate) struct ConnectionArgs {
     /// InfluxDB 1.x password.
     #[arg(long, env = "LDD_SOURCE_PASSWORD", hide_env_values = true)]
     pub(crate) password: Option<String>,
-    /// InfluxDB query language.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub(crate) influx_language: InfluxLanguage,
+    /// InfluxDB query language: auto (InfluxQL when /query answers, else Flux), influxql
+    /// or flux.
+    #[arg(long)]
+    pub(crate) influx_language: Option<QueryLanguage>,
 }
 
 impl ConnectionArgs {
-    /// Connects (and pings) the database the flags name.
-    pub(crate) async fn connect(&self) -> anyhow::Result<Arc<dyn Connection>> {
-        let (Some(db_type), Some(url)) = (self.db_type, self.url.as_deref()) else {
+    /// The connection the flags name, with `kind` when the caller already knows it.
+    pub(crate) fn config(&self, kind: Option<SourceKind>) -> anyhow::Result<SourceConfig> {
+        let (Some(kind), Some(url)) = (kind.or(self.db_type), self.url.as_deref()) else {
             anyhow::bail!("name the database with --db-type mongo|influx and --url");
         };
-        crate::connect::connect(db_type, url, self)
+        Ok(SourceConfig {
+            token: self.token.clone(),
+            org: self.org.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            language: self.influx_language,
+            ..SourceConfig::new(kind, url)
+        })
+    }
+
+    /// Connects (and pings) the database the flags name.
+    pub(crate) async fn connect(
+        &self,
+        kind: Option<SourceKind>,
+    ) -> anyhow::Result<Arc<dyn Connection>> {
+        let config = self.config(kind)?;
+        ldd_sources::connect(&config)
             .await
-            .with_context(|| format!("connecting to the {db_type:?} server"))
+            .with_context(|| format!("connecting to the {} server", config.kind.dataset_type()))
+    }
+
+    /// [`connect`](Self::connect), able to load and drop test data too (`ldd load`).
+    pub(crate) async fn connect_fixtures(&self) -> anyhow::Result<Arc<dyn Fixtures>> {
+        let config = self.config(None)?;
+        ldd_sources::connect_fixtures(&config)
+            .await
+            .with_context(|| format!("connecting to the {} server", config.kind.dataset_type()))
     }
 }
 
@@ -101,37 +106,19 @@ impl DatasetArgs {
         let (Some(database), Some(table)) = (&self.database, &self.table) else {
             anyhow::bail!("name the dataset with --database and --table");
         };
-        let instant = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<i64>> {
-            text.as_deref()
-                .map(|t| {
-                    Value::parse_timestamp(t).with_context(|| {
-                        format!(
-                            "--{flag} `{t}` is not an RFC 3339 time (e.g. 2024-01-01T00:00:00Z)"
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let start_ns = instant("start", &self.start)?;
-        let end_ns = instant("end", &self.end)?;
-        let spec = DatasetSpec {
-            connection: None,
-            database: database.clone(),
-            table: table.clone(),
-            filters: match (&self.tag_key, &self.tag_value) {
-                (Some(field), Some(value)) => vec![FieldEquals {
-                    field: field.clone(),
-                    value: value.clone(),
-                }],
-                _ => Vec::new(),
-            },
-            time_field: self.time_field.clone(),
-            time_range: (start_ns.is_some() || end_ns.is_some())
-                .then_some(TimeRange { start_ns, end_ns }),
-            projection: self.fields.clone(),
-        };
-        spec.validate()?;
-        Ok(spec)
+        let text = |t: &Option<String>| t.clone().map(TimeBound::Text);
+        Ok(DatasetSpec::builder(database.clone(), table.clone())
+            .named_with("--")
+            .tag(
+                self.tag_key.clone(),
+                self.tag_value.clone(),
+                TagRule::BothOrNeither,
+            )
+            .time_field(self.time_field.clone())
+            .start(text(&self.start))
+            .end(text(&self.end))
+            .projection(self.fields.clone())
+            .build()?)
     }
 }
 

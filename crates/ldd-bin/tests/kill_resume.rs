@@ -209,10 +209,10 @@ impl Dataset {
             self.table.clone(),
         );
         std::thread::spawn(move || {
-            use ldd_sources::Connection;
+            use ldd_sources::Fixtures;
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(async {
-                let connection: Box<dyn Connection> = match db {
+                let connection: Box<dyn Fixtures> = match db {
                     Db::Mongo => Box::new(
                         ldd_sources::mongo::MongoConnection::connect(
                             ldd_sources::mongo::MongoConfig {

@@ -131,7 +131,7 @@ impl Served {
         let (status, answer) = self.post("/db-connections/register", body.clone()).await;
         assert_eq!(status, 200, "{answer}");
         let id = body["connection_id"].as_str().unwrap();
-        let connection = self.state.registry().connection(id).await.unwrap();
+        let connection = self.fixtures(id).await;
         let config = GeneratorConfig {
             records: RECORDS,
             devices: 10,
@@ -142,6 +142,13 @@ impl Served {
             .await
             .unwrap();
         assert_eq!(loaded, RECORDS);
+    }
+
+    /// A second connection to a registered database, able to load and drop test data (the
+    /// server's own connections cannot).
+    async fn fixtures(&self, id: &str) -> std::sync::Arc<dyn ldd_sources::Fixtures> {
+        let spec = self.state.registry().spec(id).unwrap();
+        ldd_sources::connect_fixtures(&spec.source).await.unwrap()
     }
 
     async fn manifest(&self, id: &str) -> Manifest {
@@ -173,7 +180,7 @@ impl Served {
     }
 
     async fn finish(mut self, connection: &str, database: &str, table: &str) {
-        let live = self.state.registry().connection(connection).await.unwrap();
+        let live = self.fixtures(connection).await;
         live.drop_dataset(database, table).await.unwrap();
         live.drop_dataset(database, "").await.unwrap();
         let admin = TopicAdmin::new(self.brokers.clone());

@@ -88,7 +88,7 @@ impl Dataset {
     fn drop_now(&self) -> Result<(), String> {
         let (url, database, table) = (self.url.clone(), self.database.clone(), self.table.clone());
         std::thread::spawn(move || {
-            use ldd_sources::Connection;
+            use ldd_sources::Fixtures;
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(async {
                 let connection =

@@ -9,8 +9,8 @@ use ldd_core::GeneratorConfig;
 use ldd_core::{DataSource, DatasetSpec, Record};
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::SourceKind;
 use crate::config::SourceConfig;
+pub use crate::config::SourceKind;
 use crate::error::{Error, Result};
 
 /// One dataset of a catalogue: database (or bucket) × table (collection or measurement).

@@ -18,7 +18,7 @@ pub mod mongo;
 pub mod redact;
 
 pub use config::{QueryLanguage, RowShape, SourceConfig, SourceKind};
+pub use connection::{connect, Connection, DatasetDetail, DatasetInfo};
 #[cfg(feature = "fixtures")]
 pub use connection::{connect_fixtures, Fixtures};
-pub use connection::{connect, Connection, DatasetDetail, DatasetInfo};
 pub use error::{Error, Result};

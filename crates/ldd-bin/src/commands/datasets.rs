@@ -21,7 +21,7 @@ pub(crate) struct DatasetsArgs {
 }
 
 pub(crate) async fn run(args: DatasetsArgs) -> anyhow::Result<ExitCode> {
-    let connection = args.connection.connect().await?;
+    let connection = args.connection.connect(None).await?;
     let answer = if args.dataset.database.is_some() || args.dataset.table.is_some() {
         let spec = args.dataset.spec()?;
         let detail = connection.detail(&spec).await?;

@@ -1,10 +1,11 @@
 //! `ldd export`: one export into a Kafka topic; writes (and publishes) the manifest.
 
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use ldd_core::{DataSource, GeneratorConfig, GeneratorSource};
 use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::{KafkaSink, KafkaSinkConfig};
@@ -12,17 +13,26 @@ use ldd_sink_kafka::{KafkaSink, KafkaSinkConfig};
 use super::shared::{export_options, run_export, with_engine_flags};
 use crate::cli::{parse_key_value, EngineArgs};
 use crate::report::{per_sec, thousands};
-use crate::source_args::{ConnectionArgs, DatasetArgs, DbType};
+use crate::source_args::{ConnectionArgs, DatasetArgs};
+use ldd_sources::SourceKind;
 
-/// Where the records come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum SourceKind {
+/// Where the records come from: the generator or a kind of database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordSource {
     /// The synthetic IoT generator.
     Generator,
-    /// A MongoDB collection (`--url mongodb://...`).
-    Mongo,
-    /// An InfluxDB measurement (`--url http://...`).
-    Influx,
+    /// A MongoDB collection or InfluxDB measurement.
+    Database(SourceKind),
+}
+
+impl FromStr for RecordSource {
+    type Err = ldd_sources::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "generator" => Ok(RecordSource::Generator),
+            kind => kind.parse().map(RecordSource::Database),
+        }
+    }
 }
 
 /// Flags of this subcommand.
@@ -37,9 +47,10 @@ pub(crate) struct ExportArgs {
     /// Create the topic with this many partitions if it does not exist.
     #[arg(long)]
     pub(crate) partitions: Option<u32>,
-    /// Source of the records (default: the one `--db-type` names, else the generator).
-    #[arg(long, value_enum)]
-    pub(crate) source: Option<SourceKind>,
+    /// Source of the records: generator, mongo or influx (default: the one `--db-type`
+    /// names, else the generator).
+    #[arg(long)]
+    pub(crate) source: Option<RecordSource>,
     /// Connection to the database (mongo and influx sources).
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
@@ -79,13 +90,10 @@ pub(crate) struct ExportArgs {
 
 /// The source the flags ask for. Database flags never fall through to the generator: an
 /// export of synthetic records where a real dataset was meant would look like success.
-fn source_kind(args: &ExportArgs) -> anyhow::Result<SourceKind> {
-    let from_db_type = args.connection.db_type.map(|t| match t {
-        DbType::Mongo => SourceKind::Mongo,
-        DbType::Influx => SourceKind::Influx,
-    });
+fn record_source(args: &ExportArgs) -> anyhow::Result<RecordSource> {
+    let from_db_type = args.connection.db_type.map(RecordSource::Database);
     match (args.source, from_db_type) {
-        (Some(SourceKind::Generator), Some(_)) => {
+        (Some(RecordSource::Generator), Some(_)) => {
             anyhow::bail!("--db-type names a database but --source is generator; drop one")
         }
         (Some(source), Some(from_db_type)) if source != from_db_type => {
@@ -98,30 +106,19 @@ fn source_kind(args: &ExportArgs) -> anyhow::Result<SourceKind> {
                 "--url/--table name a database dataset: say which kind with --source mongo|influx"
             )
         }
-        (None, None) => Ok(SourceKind::Generator),
+        (None, None) => Ok(RecordSource::Generator),
     }
 }
 
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let kind = source_kind(&args)?;
-    let source: Arc<dyn DataSource> = match kind {
-        SourceKind::Generator => Arc::new(GeneratorSource::new(GeneratorConfig {
+    let source: Arc<dyn DataSource> = match record_source(&args)? {
+        RecordSource::Generator => Arc::new(GeneratorSource::new(GeneratorConfig {
             records: args.records,
             points_per_timestamp: args.points_per_timestamp,
             ..Default::default()
         })),
-        SourceKind::Mongo | SourceKind::Influx => {
-            let db_type = if matches!(kind, SourceKind::Mongo) {
-                DbType::Mongo
-            } else {
-                DbType::Influx
-            };
-            let connection = ConnectionArgs {
-                db_type: Some(db_type),
-                ..args.connection.clone()
-            }
-            .connect()
-            .await?;
+        RecordSource::Database(kind) => {
+            let connection = args.connection.connect(Some(kind)).await?;
             let spec = args.dataset.spec()?;
             connection
                 .open(&spec)

@@ -37,7 +37,7 @@ pub(crate) struct LoadArgs {
 }
 
 pub(crate) async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let connection = args.connection.connect().await?;
+    let connection = args.connection.connect_fixtures().await?;
     let config = GeneratorConfig {
         records: args.records,
         points_per_timestamp: args.points_per_timestamp,

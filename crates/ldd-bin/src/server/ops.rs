@@ -31,8 +31,8 @@ pub(crate) async fn register(
     tracing::info!(
         "connection `{}` registered ({} at {})",
         spec.id,
-        spec.db_type.as_str(),
-        super::connections::redact_url(&spec.url)
+        spec.source.kind.as_str(),
+        spec.source.redacted().url
     );
     let id = spec.id.clone();
     state.registry().insert(spec, created_at, Some(live));

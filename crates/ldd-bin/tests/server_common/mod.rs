@@ -21,7 +21,7 @@ use ldd_sources::{Connection, DatasetDetail, DatasetInfo, SourceKind};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::server::connections::{ConnectionFactory, DbType};
+use crate::server::connections::ConnectionFactory;
 use crate::server::{ApiError, AppState, ServerConfig};
 
 /// Records of the fake `plant/sensors` dataset.
@@ -123,22 +123,6 @@ impl Connection for FakeConnection {
         }
         Ok(source)
     }
-
-    async fn load_generated(
-        &self,
-        _database: &str,
-        _table: &str,
-        _config: &GeneratorConfig,
-        _progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> ldd_sources::Result<u64> {
-        Err(ldd_sources::Error::Unsupported(
-            "the fake cannot load".into(),
-        ))
-    }
-
-    async fn drop_dataset(&self, _database: &str, _table: &str) -> ldd_sources::Result<()> {
-        Ok(())
-    }
 }
 
 /// A source whose batches arrive 20 ms apart, so an export of it can be stopped midway.
@@ -175,17 +159,13 @@ pub fn fake_factory() -> ConnectionFactory {
     Arc::new(|spec| {
         Box::pin(async move {
             spec.validate()?;
-            if spec.url.contains("down") {
+            if spec.source.url.contains("down") {
                 return Err(ApiError::Upstream(format!(
                     "connecting to the server at {}: connection refused",
-                    spec.url
+                    spec.source.url
                 )));
             }
-            let kind = match spec.db_type {
-                DbType::Mongo => SourceKind::Mongo,
-                DbType::Influx => SourceKind::Influx,
-            };
-            Ok(Arc::new(FakeConnection::new(kind)) as Arc<dyn Connection>)
+            Ok(Arc::new(FakeConnection::new(spec.source.kind)) as Arc<dyn Connection>)
         })
     })
 }

@@ -256,7 +256,10 @@ mod tests {
         let long = "x".repeat(MAX_NAME_CHARS + 1);
         assert!(err(DatasetSpec::builder("d", long)).contains("longer than 512"));
         assert!(err(DatasetSpec::builder("d", "t").filter("k", "a\nb")).contains("control"));
-        DatasetSpec::builder("d", "t").filter("k", "").build().unwrap();
+        DatasetSpec::builder("d", "t")
+            .filter("k", "")
+            .build()
+            .unwrap();
         let b = DatasetSpec::builder("d", "t").projection(Some(vec![String::new()]));
         assert!(err(b).contains("`fields` is empty"));
     }

@@ -122,30 +122,26 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             rows.push(bench.kafka_perf_reference(cp, size).await?);
         }
         if size <= args.source_max_size && bench.embedded.is_none() {
-            let influx1 = sources::Db::Influx {
-                token: None,
-                org: None,
-            };
+            use ldd_sources::{SourceConfig, SourceKind};
             if let Some(url) = &args.influx_url {
-                rows.extend(bench.source_pair(influx1, url, size, args.rounds).await?);
+                let influx1 = SourceConfig::new(SourceKind::Influx, url);
+                rows.extend(bench.source_pair(influx1, size, args.rounds).await?);
             }
             if let Some(url) = &args.influx2_url {
-                let influx2 = sources::Db::Influx {
+                let influx2 = SourceConfig {
                     token: Some(args.influx2_token.clone().ok_or_else(|| {
                         anyhow::anyhow!(
                             "--influx2-url needs --influx2-token (or LDD_TEST_INFLUX2_TOKEN)"
                         )
                     })?),
                     org: args.influx2_org.clone(),
+                    ..SourceConfig::new(SourceKind::Influx, url)
                 };
-                rows.extend(bench.source_pair(influx2, url, size, args.rounds).await?);
+                rows.extend(bench.source_pair(influx2, size, args.rounds).await?);
             }
             if let Some(url) = &args.mongo_url {
-                rows.extend(
-                    bench
-                        .source_pair(sources::Db::Mongo, url, size, args.rounds)
-                        .await?,
-                );
+                let mongo = SourceConfig::new(SourceKind::Mongo, url);
+                rows.extend(bench.source_pair(mongo, size, args.rounds).await?);
             }
         }
         if args.rss && bench.embedded.is_none() {

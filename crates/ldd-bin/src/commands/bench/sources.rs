@@ -8,41 +8,17 @@ use ldd_core::{
     export, DatasetSpec, ExportControl, ExportOptions, Format, GeneratorConfig, JobCountPartitioner,
 };
 use ldd_sink_kafka::KafkaSink;
-use ldd_sources::influx::{InfluxConfig, InfluxConnection, QueryLanguage};
-use ldd_sources::mongo::{MongoConfig, MongoConnection};
-use ldd_sources::{baseline, Connection};
+use ldd_sources::{baseline, QueryLanguage, SourceConfig, SourceKind};
 
 use super::table::{Measure, Row};
 use super::Bench;
 
-/// Which database a source row is for.
-#[derive(Debug, Clone)]
-pub(super) enum Db {
-    Mongo,
-    /// InfluxDB 1.x (no credentials) or 2.x (`token` and `org`).
-    Influx {
-        token: Option<String>,
-        org: Option<String>,
-    },
-}
-
-impl Db {
-    fn influx_config(&self, url: &str, language: QueryLanguage) -> InfluxConfig {
-        let mut config = InfluxConfig::new(url);
-        config.language = language;
-        if let Db::Influx { token, org } = self {
-            config.token = token.clone();
-            config.org = org.clone();
-        }
-        config
-    }
-
-    fn label(&self) -> &'static str {
-        match self {
-            Db::Mongo => "mongo",
-            Db::Influx { token: None, .. } => "influx 1.x",
-            Db::Influx { token: Some(_), .. } => "influx 2.x",
-        }
+/// What a source row is called.
+fn label(db: &SourceConfig) -> &'static str {
+    match (db.kind, &db.token) {
+        (SourceKind::Mongo, _) => "mongo",
+        (SourceKind::Influx, None) => "influx 1.x",
+        (SourceKind::Influx, Some(_)) => "influx 2.x",
     }
 }
 
@@ -54,25 +30,15 @@ impl Bench {
     /// `auto` chooses between.
     pub(super) async fn source_pair(
         &self,
-        db: Db,
-        url: &str,
+        db: SourceConfig,
         size: u64,
         rounds: u32,
     ) -> anyhow::Result<Vec<Row>> {
         let database = format!("ldd_bench_{}", uuid::Uuid::new_v4().simple());
         let table = "points";
-        let conn: Arc<dyn Connection> = match db {
-            Db::Mongo => Arc::new(
-                MongoConnection::connect(MongoConfig {
-                    url: url.to_owned(),
-                    ..Default::default()
-                })
-                .await?,
-            ),
-            Db::Influx { .. } => Arc::new(
-                InfluxConnection::connect(db.influx_config(url, QueryLanguage::Auto)).await?,
-            ),
-        };
+        let conn = ldd_sources::connect_fixtures(&db).await?;
+        let url = db.url.as_str();
+        let is_influx = db.kind == SourceKind::Influx;
         let generator = GeneratorConfig {
             records: size,
             measurement: table.into(),
@@ -81,7 +47,7 @@ impl Bench {
         conn.load_generated(&database, table, &generator, &|_| {})
             .await?;
         let mut spec = DatasetSpec::new(&database, table);
-        if matches!(db, Db::Mongo) {
+        if !is_influx {
             spec.time_field = Some(ldd_core::generator::TIME_FIELD.into());
         }
         let mut base = Measure::default();
@@ -92,16 +58,16 @@ impl Bench {
         let result = async {
             for _ in 0..rounds {
                 let started = Instant::now();
-                let bytes = match &db {
-                    Db::Mongo => {
+                let bytes = match db.kind {
+                    SourceKind::Mongo => {
                         let n = baseline::mongo_cursor_scan(url, &database, table, 4096).await?;
                         anyhow::ensure!(n == size, "bare scan saw {n} of {size} documents");
                         0
                     }
-                    Db::Influx { token, .. } => {
+                    SourceKind::Influx => {
                         baseline::influx_query_scan(
                             url,
-                            token.as_deref(),
+                            db.token.as_deref(),
                             &database,
                             table,
                             ldd_sources::influx::DEFAULT_CHUNK_SIZE,
@@ -124,13 +90,16 @@ impl Bench {
                     manifest.strategy.queries,
                     manifest.strategy.duration_ms
                 );
-                if matches!(db, Db::Influx { .. }) {
+                if is_influx {
                     for (language, best) in [
                         (QueryLanguage::Influxql, &mut influxql),
                         (QueryLanguage::Flux, &mut flux),
                     ] {
-                        let conn =
-                            InfluxConnection::connect(db.influx_config(url, language)).await?;
+                        let config = SourceConfig {
+                            language: Some(language),
+                            ..db.clone()
+                        };
+                        let conn = ldd_sources::connect(&config).await?;
                         best.keep_best(self.export_once(conn.open(&spec).await?, size).await?.0);
                     }
                 }
@@ -139,14 +108,14 @@ impl Bench {
         }
         .await;
         let dropped = conn.drop_dataset(&database, table).await;
-        if matches!(db, Db::Influx { .. }) {
+        if is_influx {
             // Also remove the benchmark database itself.
             let _ = conn.drop_dataset(&database, "").await;
         }
         result?;
         dropped?;
         let mut row = Row::new(
-            &format!("source: {} scan -> kafka", db.label()),
+            &format!("source: {} scan -> kafka", label(&db)),
             Format::Jsonl,
             size,
             base,
@@ -154,9 +123,9 @@ impl Bench {
         );
         row.note = Some(strategy);
         let mut rows = vec![row];
-        if matches!(db, Db::Influx { .. }) {
+        if is_influx {
             let mut row = Row::new(
-                &format!("source: {} export, flux vs influxql", db.label()),
+                &format!("source: {} export, flux vs influxql", label(&db)),
                 Format::Jsonl,
                 size,
                 influxql,

@@ -214,10 +214,10 @@ async fn drive(
         Err(e) => {
             let outcome = match &e {
                 ldd_core::Error::Cancelled => Outcome::Cancelled,
-                ldd_core::Error::Source { .. } => failed("source", spec.scrub(&e.chain())),
-                ldd_core::Error::InvalidInput(_) => failed("input", spec.scrub(&e.chain())),
-                ldd_core::Error::Checkpoint(_) => failed("internal", spec.scrub(&e.chain())),
-                _ => failed("kafka", spec.scrub(&e.chain())),
+                ldd_core::Error::Source { .. } => failed("source", spec.source.scrub(&e.chain())),
+                ldd_core::Error::InvalidInput(_) => failed("input", spec.source.scrub(&e.chain())),
+                ldd_core::Error::Checkpoint(_) => failed("internal", spec.source.scrub(&e.chain())),
+                _ => failed("kafka", spec.source.scrub(&e.chain())),
             };
             // An export interrupted by shutdown resumes when the server is back: its
             // followers wait for it rather than give up.
@@ -271,7 +271,8 @@ async fn connect(
     let source = connection.open(&job.spec).await.map_err(|e| {
         failed(
             "source",
-            spec.scrub(&format!("opening dataset {}: {e}", job.spec.display_name())),
+            spec.source
+                .scrub(&format!("opening dataset {}: {e}", job.spec.display_name())),
         )
     })?;
     let kafka = KafkaSink::connect(job.sink.clone()).await.map_err(|e| {

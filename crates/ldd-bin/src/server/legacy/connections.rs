@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::{connection_id, ConnectionParams, LegacyQuery};
-use crate::server::connections::{ConnectionSpec, DbType};
+use crate::server::connections::ConnectionSpec;
 use crate::server::error::{ApiError, PlainError};
 use crate::server::ops;
 use crate::server::state::AppState;
+use ldd_sources::{SourceConfig, SourceKind};
 
 /// Body of `POST /db-connections/register`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -46,7 +47,7 @@ pub(crate) struct Registered {
     /// The connection.
     pub(crate) connection_id: String,
     /// `influx` or `mongo`.
-    pub(crate) db_type: DbType,
+    pub(crate) db_type: SourceKind,
 }
 
 /// One connection of `GET /db-connections/list`.
@@ -55,7 +56,7 @@ pub(crate) struct ListedConnection {
     /// The connection.
     pub(crate) connection_id: String,
     /// `influx` or `mongo`.
-    pub(crate) db_type: DbType,
+    pub(crate) db_type: SourceKind,
     /// `active`; ldd also reports `pending` (not connected yet after a restart) and
     /// `unavailable` (the last attempt failed).
     pub(crate) status: String,
@@ -98,18 +99,31 @@ impl RegisterBody {
                 missing.join(", ")
             )));
         }
-        let db_type: DbType = self.db_type.as_deref().unwrap_or_default().parse()?;
+        let bad = |e: ldd_sources::Error| ApiError::BadRequest(e.to_string());
+        let kind: SourceKind = self
+            .db_type
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(bad)?;
         Ok(ConnectionSpec {
             id: self.connection_id.unwrap_or_default(),
-            db_type,
-            url: self.url.unwrap_or_default(),
-            token: nonempty(self.token),
-            org: nonempty(self.org),
-            database: nonempty(self.database),
-            username: nonempty(self.username),
-            password: nonempty(self.password),
-            language: nonempty(self.language),
-            row_shape: nonempty(self.row_shape),
+            source: SourceConfig {
+                token: nonempty(self.token),
+                org: nonempty(self.org),
+                database: nonempty(self.database),
+                username: nonempty(self.username),
+                password: nonempty(self.password),
+                language: nonempty(self.language)
+                    .map(|l| l.parse())
+                    .transpose()
+                    .map_err(bad)?,
+                row_shape: nonempty(self.row_shape)
+                    .map(|r| r.parse())
+                    .transpose()
+                    .map_err(bad)?,
+                ..SourceConfig::new(kind, self.url.unwrap_or_default())
+            },
         })
     }
 }

@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use super::params::{
     connection_id, go_time, ConnectionParams, DetailParams, LegacyQuery, RangeParams,
 };
-use crate::server::connections::DbType;
 use crate::server::error::{ApiError, PlainError};
 use crate::server::ops;
 use crate::server::state::AppState;
+use ldd_sources::SourceKind;
 
 /// One dataset of `GET /datasets/list/`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -112,19 +112,19 @@ pub(crate) async fn list(
 ) -> Result<Json<DatasetList>, PlainError> {
     let id = connection_id(&params.connection_id)?;
     let (spec, datasets) = ops::list_datasets(&state, &id).await?;
-    let kind = spec.db_type;
+    let kind = spec.source.kind;
     let datasets = datasets
         .into_iter()
         .map(|d| {
             let (description, params) = match kind {
-                DbType::Influx => (
+                SourceKind::Influx => (
                     format!(
                         "InfluxDB measurement `{}` in bucket `{}`",
                         d.table, d.database
                     ),
                     [("bucket", &d.database), ("measurement", &d.table)],
                 ),
-                DbType::Mongo => (
+                SourceKind::Mongo => (
                     format!(
                         "MongoDB collection `{}` in database `{}`",
                         d.table, d.database
@@ -191,7 +191,7 @@ pub(crate) async fn detail(
         row(&detail.first, &detail.columns)?,
         row(&detail.last, &detail.columns)?,
     ];
-    let influx = spec.db_type == DbType::Influx;
+    let influx = spec.source.kind == SourceKind::Influx;
     Ok(Json(Detail {
         start: time(detail.start_ns),
         end: time(detail.end_ns),

@@ -4,14 +4,17 @@
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use ldd_core::{DatasetSpec, FieldEquals, TimeRange};
+use ldd_core::{DatasetSpec, TagRule, TimeRange};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::server::connections::{ConnectionSpec, DbType};
+use crate::server::connections::ConnectionSpec;
 use crate::server::error::{ApiError, ApiResult, PlainError};
-use crate::server::validate::{check_identifier, check_text, MAX_TEXT};
+use crate::server::validate::check_identifier;
+#[cfg(test)]
+use ldd_sources::SourceConfig;
+use ldd_sources::SourceKind;
 
 /// A query string parsed into `T`; a malformed one is a plain-text 400.
 #[derive(Debug)]
@@ -227,34 +230,34 @@ impl DatasetQuery {
     /// table parameter. The tag filter applies only when both `tag_key` and `tag_value`
     /// are given.
     pub(crate) fn spec(&self, connection: &ConnectionSpec) -> ApiResult<DatasetSpec> {
-        let (database, table) = match connection.db_type {
-            DbType::Mongo => (
+        let (database, table) = match connection.source.kind {
+            SourceKind::Mongo => (
                 self.mongo_database
                     .clone()
                     .or_else(|| self.database.clone())
-                    .or_else(|| connection.database.clone()),
+                    .or_else(|| connection.source.database.clone()),
                 self.collection.clone().or_else(|| self.table.clone()),
             ),
-            DbType::Influx => (self.database.clone(), self.table.clone()),
+            SourceKind::Influx => (self.database.clone(), self.table.clone()),
         };
         let database = database.ok_or_else(|| {
-            ApiError::BadRequest(match connection.db_type {
-                DbType::Mongo => format!(
+            ApiError::BadRequest(match connection.source.kind {
+                SourceKind::Mongo => format!(
                     "missing parameter: name the MongoDB database with mongo_database or {}",
                     self.names.0
                 ),
-                DbType::Influx => {
+                SourceKind::Influx => {
                     format!("missing parameter: name the bucket with {}", self.names.0)
                 }
             })
         })?;
         let table = table.ok_or_else(|| {
-            ApiError::BadRequest(match connection.db_type {
-                DbType::Mongo => format!(
+            ApiError::BadRequest(match connection.source.kind {
+                SourceKind::Mongo => format!(
                     "missing parameter: name the MongoDB collection with collection or {}",
                     self.names.1
                 ),
-                DbType::Influx => {
+                SourceKind::Influx => {
                     format!(
                         "missing parameter: name the measurement with {}",
                         self.names.1
@@ -262,38 +265,21 @@ impl DatasetQuery {
                 }
             })
         })?;
-        check_text("database", &database, MAX_TEXT)?;
-        check_text("table", &table, MAX_TEXT)?;
-        let filters = match (&self.tag_key, &self.tag_value) {
-            (Some(field), Some(value)) => {
-                check_text("tag_key", field, MAX_TEXT)?;
-                check_text("tag_value", value, MAX_TEXT)?;
-                vec![FieldEquals {
-                    field: field.clone(),
-                    value: value.clone(),
-                }]
-            }
-            _ => Vec::new(),
+        // The original ignored a half-given tag filter, and a time field on InfluxDB.
+        let time_field = match connection.source.kind {
+            SourceKind::Mongo => self.time_field.clone(),
+            SourceKind::Influx => None,
         };
-        let time_field = match (connection.db_type, &self.time_field) {
-            (DbType::Mongo, Some(field)) => {
-                check_text("time_field", field, MAX_TEXT)?;
-                Some(field.clone())
-            }
-            _ => None,
-        };
-        let spec = DatasetSpec {
-            connection: Some(connection.id.clone()),
-            database,
-            table,
-            filters,
-            time_field,
-            time_range: None,
-            projection: None,
-        };
-        spec.validate()
-            .map_err(|e| ApiError::from_core("checking the dataset", e))?;
-        Ok(spec)
+        DatasetSpec::builder(database, table)
+            .connection(connection.id.clone())
+            .tag(
+                self.tag_key.clone(),
+                self.tag_value.clone(),
+                TagRule::IgnoreIncomplete,
+            )
+            .time_field(time_field)
+            .build()
+            .map_err(|e| ApiError::from_core("checking the dataset", e))
     }
 
     /// The tag key the answer echoes (`tagKeyStr`).
@@ -340,15 +326,10 @@ mod tests {
     fn mongo() -> ConnectionSpec {
         ConnectionSpec {
             id: "m".into(),
-            db_type: DbType::Mongo,
-            url: "mongodb://h/".into(),
-            token: None,
-            org: None,
-            database: Some("fallback".into()),
-            username: None,
-            password: None,
-            language: None,
-            row_shape: None,
+            source: SourceConfig {
+                database: Some("fallback".into()),
+                ..SourceConfig::new(SourceKind::Mongo, "mongodb://h/")
+            },
         }
     }
 

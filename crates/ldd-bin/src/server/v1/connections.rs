@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
-use crate::server::connections::{ConnectionInfo, ConnectionSpec, DbType};
+use crate::server::connections::{ConnectionInfo, ConnectionSpec};
 use crate::server::error::{ApiResult, ErrorBody};
 use crate::server::ops;
 use crate::server::state::AppState;
+use ldd_sources::{QueryLanguage, RowShape, SourceConfig, SourceKind};
 
 /// Body of `POST /v1/connections`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -20,7 +21,7 @@ pub(crate) struct CreateConnection {
     /// Name of the connection (1-128 of `A-Z a-z 0-9 . _ - : @`).
     pub(crate) id: String,
     /// Kind of database.
-    pub(crate) db_type: DbType,
+    pub(crate) db_type: SourceKind,
     /// Server URL (`mongodb://user:pass@host:27017/`, `http://host:8086`).
     pub(crate) url: String,
     /// InfluxDB 2.x/3.x token (stored, never shown).
@@ -40,11 +41,11 @@ pub(crate) struct CreateConnection {
     pub(crate) password: Option<String>,
     /// InfluxDB query language: `auto` (default), `influxql` or `flux`.
     #[serde(default)]
-    pub(crate) language: Option<String>,
+    pub(crate) language: Option<QueryLanguage>,
     /// InfluxDB record shape: `wide` (one record per point, default) or `narrow` (one per
     /// field value, the original's shape).
     #[serde(default)]
-    pub(crate) row_shape: Option<String>,
+    pub(crate) row_shape: Option<RowShape>,
 }
 
 /// Answer of `GET /v1/connections`.
@@ -74,15 +75,17 @@ pub(crate) async fn create(
 ) -> ApiResult<impl IntoResponse> {
     let spec = ConnectionSpec {
         id: body.id,
-        db_type: body.db_type,
-        url: body.url,
-        token: body.token,
-        org: body.org,
-        database: body.database,
-        username: body.username,
-        password: body.password,
-        language: body.language,
-        row_shape: body.row_shape,
+        source: SourceConfig {
+            kind: body.db_type,
+            url: body.url,
+            token: body.token,
+            org: body.org,
+            database: body.database,
+            username: body.username,
+            password: body.password,
+            language: body.language,
+            row_shape: body.row_shape,
+        },
     };
     let info = ops::register(&state, spec, false).await?;
     let location = format!("/v1/connections/{}", info.id);

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiQuery;
-use crate::server::connections::{ConnectionSpec, DbType};
+use crate::server::connections::ConnectionSpec;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::ops;
 use crate::server::state::AppState;
 use crate::server::validate::{check_text, MAX_TEXT};
+use ldd_sources::SourceKind;
 
 /// One dataset of a connection.
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,7 +26,7 @@ pub(crate) struct DatasetItem {
     /// Collection or measurement.
     pub(crate) table: String,
     /// Kind of database.
-    pub(crate) db_type: DbType,
+    pub(crate) db_type: SourceKind,
 }
 
 /// Answer of `GET /v1/connections/{id}/datasets`.
@@ -117,7 +118,7 @@ pub(crate) async fn list(
                 name: format!("{}:{}", d.database, d.table),
                 database: d.database,
                 table: d.table,
-                db_type: spec.db_type,
+                db_type: spec.source.kind,
             })
             .collect(),
     }))
