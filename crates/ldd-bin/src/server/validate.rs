@@ -3,9 +3,6 @@
 
 use super::error::{ApiError, ApiResult};
 
-/// Longest free-text parameter (database, table, tag values...), in characters.
-pub(crate) const MAX_TEXT: usize = 512;
-
 /// Rejects empty text, text longer than `max` characters, and control characters.
 pub(crate) fn check_text(name: &str, value: &str, max: usize) -> ApiResult<()> {
     if value.is_empty() {

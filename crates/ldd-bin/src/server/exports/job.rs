@@ -1,14 +1,12 @@
 //! From a request to a runnable export: defaults applied, everything checked without I/O.
 
-use ldd_core::{
-    DatasetSpec, ExportOptions, FieldEquals, JobCountPartitioner, RetryPolicy, TimeRange, Value,
-};
+use ldd_core::{DatasetSpec, ExportOptions, JobCountPartitioner, RetryPolicy, TimeBound, Value};
 use ldd_sink_kafka::KafkaSinkConfig;
 
-use super::model::{DatasetBody, DeliveryName, ExportRequest, Origin, TimeRangeBody};
+use super::model::{DatasetBody, DeliveryName, ExportRequest, Origin};
 use crate::server::config::ExportDefaults;
 use crate::server::error::{ApiError, ApiResult};
-use crate::server::validate::{check_brokers, check_identifier, check_text, check_topic, MAX_TEXT};
+use crate::server::validate::{check_brokers, check_identifier, check_topic};
 
 /// Everything a background export needs.
 #[derive(Debug, Clone)]
@@ -167,61 +165,22 @@ impl ExportJob {
 
 /// The dataset spec of a request body, checked.
 pub(crate) fn dataset_spec(connection: &str, body: &DatasetBody) -> ApiResult<DatasetSpec> {
-    check_text("dataset.database", &body.database, MAX_TEXT)?;
-    check_text("dataset.table", &body.table, MAX_TEXT)?;
+    let mut builder = DatasetSpec::builder(body.database.clone(), body.table.clone())
+        .named_with("dataset.")
+        .connection(connection)
+        .time_field(body.time_field.clone())
+        .projection(body.projection.clone());
     for f in &body.filters {
-        check_text("dataset.filters[].field", &f.field, MAX_TEXT)?;
-        if f.value.chars().any(char::is_control) || f.value.chars().count() > MAX_TEXT {
-            return Err(ApiError::BadRequest(format!(
-                "dataset.filters[].value must be at most {MAX_TEXT} characters without control characters"
-            )));
-        }
+        builder = builder.filter(f.field.clone(), f.value.clone());
     }
-    if let Some(field) = &body.time_field {
-        check_text("dataset.time_field", field, MAX_TEXT)?;
+    if let Some(range) = &body.time_range {
+        builder = builder
+            .start(TimeBound::of(range.start.clone(), range.start_ns))
+            .end(TimeBound::of(range.end.clone(), range.end_ns));
     }
-    if let Some(fields) = &body.projection {
-        for f in fields {
-            check_text("dataset.projection[]", f, MAX_TEXT)?;
-        }
-    }
-    let spec = DatasetSpec {
-        connection: Some(connection.to_owned()),
-        database: body.database.clone(),
-        table: body.table.clone(),
-        filters: body
-            .filters
-            .iter()
-            .map(|f| FieldEquals {
-                field: f.field.clone(),
-                value: f.value.clone(),
-            })
-            .collect(),
-        time_field: body.time_field.clone(),
-        time_range: body.time_range.as_ref().map(time_range).transpose()?,
-        projection: body.projection.clone(),
-    };
-    spec.validate()
-        .map_err(|e| ApiError::from_core("checking the dataset", e))?;
-    Ok(spec)
-}
-
-fn time_range(body: &TimeRangeBody) -> ApiResult<TimeRange> {
-    let instant = |name: &str, text: &Option<String>, ns: Option<i64>| -> ApiResult<Option<i64>> {
-        match (text, ns) {
-            (Some(_), Some(_)) => Err(ApiError::BadRequest(format!(
-                "dataset.time_range gives both `{name}` and `{name}_ns`; keep one"
-            ))),
-            (Some(text), None) => {
-                parse_instant(&format!("dataset.time_range.{name}"), text).map(Some)
-            }
-            (None, ns) => Ok(ns),
-        }
-    };
-    Ok(TimeRange {
-        start_ns: instant("start", &body.start, body.start_ns)?,
-        end_ns: instant("end", &body.end, body.end_ns)?,
-    })
+    builder
+        .build()
+        .map_err(|e| ApiError::from_core("checking the dataset", e))
 }
 
 /// Parses an RFC 3339 instant into ns, or says how to write one.
@@ -237,7 +196,7 @@ pub(crate) fn parse_instant(name: &str, text: &str) -> ApiResult<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::exports::model::{DestinationBody, FilterBody};
+    use crate::server::exports::model::{DestinationBody, FilterBody, TimeRangeBody};
 
     fn request() -> ExportRequest {
         ExportRequest {

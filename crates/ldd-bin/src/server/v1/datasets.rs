@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use ldd_core::format::record_to_json_value;
-use ldd_core::{DatasetSpec, FieldEquals, Record, Value};
+use ldd_core::{DatasetSpec, Record, TagRule, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -13,7 +13,6 @@ use crate::server::connections::ConnectionSpec;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::ops;
 use crate::server::state::AppState;
-use crate::server::validate::{check_text, MAX_TEXT};
 use ldd_sources::SourceKind;
 
 /// One dataset of a connection.
@@ -130,39 +129,16 @@ fn spec_of(
     table: String,
     query: &DatasetQuery,
 ) -> ApiResult<DatasetSpec> {
-    check_text("database", &database, MAX_TEXT)?;
-    check_text("table", &table, MAX_TEXT)?;
-    let filters = match (&query.tag_key, &query.tag_value) {
-        (Some(field), Some(value)) => {
-            check_text("tag_key", field, MAX_TEXT)?;
-            check_text("tag_value", value, MAX_TEXT)?;
-            vec![FieldEquals {
-                field: field.clone(),
-                value: value.clone(),
-            }]
-        }
-        (None, None) => Vec::new(),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give tag_key and tag_value together, or neither".into(),
-            ))
-        }
-    };
-    if let Some(field) = &query.time_field {
-        check_text("time_field", field, MAX_TEXT)?;
-    }
-    let spec = DatasetSpec {
-        connection: Some(connection.id.clone()),
-        database,
-        table,
-        filters,
-        time_field: query.time_field.clone(),
-        time_range: None,
-        projection: None,
-    };
-    spec.validate()
-        .map_err(|e| ApiError::from_core("checking the dataset", e))?;
-    Ok(spec)
+    DatasetSpec::builder(database, table)
+        .connection(connection.id.clone())
+        .tag(
+            query.tag_key.clone(),
+            query.tag_value.clone(),
+            TagRule::BothOrNeither,
+        )
+        .time_field(query.time_field.clone())
+        .build()
+        .map_err(|e| ApiError::from_core("checking the dataset", e))
 }
 
 fn json_record(record: Option<Record>) -> ApiResult<Option<serde_json::Value>> {
