@@ -66,6 +66,49 @@ pub struct ChunkFailure {
     pub attempts: u32,
     /// The last error, as text.
     pub error: String,
+    /// Which side the last error came from.
+    #[serde(default = "default_failure_cause")]
+    pub cause: FailureCause,
+}
+
+fn default_failure_cause() -> FailureCause {
+    FailureCause::Sink
+}
+
+/// Which side an export failure came from: what a server reports (`error_cause`), counts
+/// (metrics) and maps to a status code, decided once from the [`Error`] variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// The request is wrong (dataset, options, destination): the caller must fix it.
+    Input,
+    /// The database failed (connection, query, decoding its answer).
+    Source,
+    /// The destination failed (broker, delivery, transaction). Earlier versions of the
+    /// server wrote `kafka`.
+    #[serde(alias = "kafka")]
+    Sink,
+    /// ldd itself failed (checkpoint store, an aborted task).
+    Internal,
+}
+
+impl FailureCause {
+    /// The name on the wire and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCause::Input => "input",
+            FailureCause::Source => "source",
+            FailureCause::Sink => "sink",
+            FailureCause::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for ChunkFailure {
@@ -132,6 +175,23 @@ impl Error {
         }
     }
 
+    /// Which side the failure came from; `None` for [`Error::Cancelled`], which is not a
+    /// failure. Chunks that failed report their first chunk's cause.
+    pub fn failure_cause(&self) -> Option<FailureCause> {
+        Some(match self {
+            Error::Cancelled => return None,
+            Error::InvalidInput(_) => FailureCause::Input,
+            Error::Source { .. } => FailureCause::Source,
+            Error::Sink { .. } => FailureCause::Sink,
+            // Encoding records is the source's data meeting the chosen format.
+            Error::Format(_) => FailureCause::Source,
+            Error::Checkpoint(_) => FailureCause::Internal,
+            Error::ChunksFailed { failures, .. } => {
+                failures.first().map_or(FailureCause::Internal, |f| f.cause)
+            }
+        })
+    }
+
     /// The message followed by every cause in the chain, for logs and reports.
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
@@ -167,6 +227,7 @@ mod tests {
                 chunk_id: i,
                 attempts: 2,
                 error: "boom".into(),
+                cause: FailureCause::Source,
             })
             .collect();
         let err = Error::ChunksFailed {
@@ -176,5 +237,9 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("5 of 10 chunks failed: chunk 0 after 2 attempt(s): boom"));
         assert!(text.ends_with("and 2 more"));
+        assert_eq!(err.failure_cause(), Some(FailureCause::Source));
+        assert_eq!(Error::Cancelled.failure_cause(), None);
+        let old: FailureCause = serde_json::from_str(r#""kafka""#).unwrap();
+        assert_eq!(old, FailureCause::Sink);
     }
 }

@@ -64,7 +64,7 @@ pub use engine::{
     execute_plan, export, export_resumable, plan_export, ExportControl, ExportEvent,
     ExportObserver, ExportOptions, ExportParts, Progress, Resume, RetryPolicy,
 };
-pub use error::{BoxError, ChunkFailure, Error, Result};
+pub use error::{BoxError, ChunkFailure, Error, FailureCause, Result};
 pub use feed::{CommittedChunk, FeedEntry};
 pub use format::{decode, EncodedMessage, Encoder, Format};
 pub use generator::{GeneratorConfig, GeneratorSource};

@@ -3,6 +3,7 @@
 //! Each server owns its recorder (none is installed globally), so several servers in one
 //! process, as in tests, keep separate figures.
 
+use ldd_core::FailureCause;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -173,10 +174,25 @@ impl Metrics {
         .increment(1);
     }
 
-    /// An export failed for this kind of cause (`source`, `kafka`, `input`, ...).
-    pub(crate) fn export_error(&self, cause: &'static str) {
-        self.labelled("ldd_export_errors_total", "cause", cause.to_owned())
-            .increment(1);
+    /// An export failed for this cause.
+    pub(crate) fn export_error(&self, cause: FailureCause) {
+        self.labelled(
+            "ldd_export_errors_total",
+            "cause",
+            cause.as_str().to_owned(),
+        )
+        .increment(1);
+    }
+
+    /// An export succeeded but its manifest could not be published to the manifest topic
+    /// (counted with the failures, under its own cause label).
+    pub(crate) fn manifest_topic_error(&self) {
+        self.labelled(
+            "ldd_export_errors_total",
+            "cause",
+            "manifest_topic".to_owned(),
+        )
+        .increment(1);
     }
 
     /// An HTTP answer was sent.

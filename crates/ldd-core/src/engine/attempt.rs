@@ -10,7 +10,7 @@ use super::read_ahead::read_ahead;
 use super::slots::SlotPool;
 use super::Shared;
 use crate::chunk::Chunk;
-use crate::error::{ChunkFailure, Error, Result};
+use crate::error::{ChunkFailure, Error, FailureCause, Result};
 use crate::manifest::ChunkManifest;
 use crate::sink::{ChunkDelivery, ChunkWriter};
 use crate::source::RecordStream;
@@ -56,6 +56,7 @@ pub(crate) async fn run_chunk(
                     chunk_id: chunk.id,
                     attempts: attempt - first + 1,
                     error: err.chain(),
+                    cause: err.failure_cause().unwrap_or(FailureCause::Internal),
                 }))
             }
         }

@@ -28,7 +28,7 @@ use progress::Counters;
 use slots::SlotPool;
 
 use crate::chunk::{Chunk, ChunkRange, ExportPlan};
-use crate::error::{ChunkFailure, Error, Result};
+use crate::error::{ChunkFailure, Error, FailureCause, Result};
 use crate::manifest::{ChunkManifest, Manifest, ManifestHeader, Timings};
 use crate::partition::Partitioner;
 use crate::sink::{ChunkContext, ChunkWriter, Sink};
@@ -433,6 +433,7 @@ async fn run_ranges(
                 chunk_id: u32::MAX,
                 attempts: 0,
                 error: format!("chunk task ended abnormally: {e}"),
+                cause: FailureCause::Internal,
             }))
         }));
     }
@@ -454,6 +455,7 @@ async fn run_scan(
                 chunk_id,
                 attempts: 1,
                 error: err.chain(),
+                cause: err.failure_cause().unwrap_or(FailureCause::Internal),
             })
         }
     };

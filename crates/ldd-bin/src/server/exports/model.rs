@@ -1,6 +1,6 @@
 //! What an export is, as requested, stored and shown.
 
-use ldd_core::{Manifest, Progress};
+use ldd_core::{FailureCause, Manifest, Progress};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -353,10 +353,10 @@ pub(crate) struct ExportStatus {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
-    /// What failed: `input` (the request), `source` (the database), `kafka`,
+    /// What failed: `input` (the request), `source` (the database), `sink` (Kafka),
     /// `internal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) error_cause: Option<String>,
+    pub(crate) error_cause: Option<FailureCause>,
     /// Things that went wrong without failing the export (e.g. the manifest topic).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) warnings: Vec<String>,

@@ -7,7 +7,7 @@ use ldd_core::feed::fan_out;
 use ldd_core::CommittedChunk;
 use ldd_core::{
     export_resumable, CancellationToken, DataSource, ExportControl, ExportEvent, ExportParts,
-    Manifest, Sink,
+    FailureCause, Manifest, Sink,
 };
 use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::KafkaSink;
@@ -28,11 +28,11 @@ enum Outcome {
     Cancelled,
     Failed {
         message: String,
-        cause: &'static str,
+        cause: FailureCause,
     },
 }
 
-fn failed(cause: &'static str, message: String) -> Outcome {
+fn failed(cause: FailureCause, message: String) -> Outcome {
     Outcome::Failed { message, cause }
 }
 
@@ -57,12 +57,8 @@ pub(crate) async fn run(manager: &Arc<ExportManager>, handle: &Arc<ExportHandle>
         ),
         Outcome::Cancelled => (ExportState::Cancelled, None, None),
         Outcome::Failed { message, cause } => {
-            manager.metrics.export_error(cause);
-            (
-                ExportState::Failed,
-                Some(message.clone()),
-                Some((*cause).to_owned()),
-            )
+            manager.metrics.export_error(*cause);
+            (ExportState::Failed, Some(message.clone()), Some(*cause))
         }
     };
     let mut status = handle.current();
@@ -101,7 +97,7 @@ async fn drive(
         _ = cancel.cancelled() => return Outcome::Cancelled,
         permit = manager.slots.clone().acquire_owned() => match permit {
             Ok(p) => p,
-            Err(_) => return failed("internal", "the export queue is closed".into()),
+            Err(_) => return failed(FailureCause::Internal, "the export queue is closed".into()),
         },
     };
     handle.update(|s| {
@@ -112,7 +108,7 @@ async fn drive(
 
     let spec = match manager.registry.spec(&job.request.connection) {
         Ok(spec) => spec,
-        Err(err) => return failed("input", err.public_message()),
+        Err(err) => return failed(FailureCause::Input, err.public_message()),
     };
     let connected = tokio::select! {
         _ = cancel.cancelled() => return Outcome::Cancelled,
@@ -130,7 +126,7 @@ async fn drive(
         Some(topic) => match FeedPublisher::connect(&job.sink.brokers, topic).await {
             Ok(feed) => Some(Arc::new(feed)),
             Err(e) => {
-                manager.metrics.export_error("manifest_topic");
+                manager.metrics.manifest_topic_error();
                 tracing::warn!("export {}: the manifest topic `{topic}` is not available, chunks are not announced there: {e}", job.id);
                 None
             }
@@ -212,12 +208,9 @@ async fn drive(
     let manifest = match result {
         Ok(m) => m,
         Err(e) => {
-            let outcome = match &e {
-                ldd_core::Error::Cancelled => Outcome::Cancelled,
-                ldd_core::Error::Source { .. } => failed("source", spec.source.scrub(&e.chain())),
-                ldd_core::Error::InvalidInput(_) => failed("input", spec.source.scrub(&e.chain())),
-                ldd_core::Error::Checkpoint(_) => failed("internal", spec.source.scrub(&e.chain())),
-                _ => failed("kafka", spec.source.scrub(&e.chain())),
+            let outcome = match e.failure_cause() {
+                None => Outcome::Cancelled,
+                Some(cause) => failed(cause, spec.source.scrub(&e.chain())),
             };
             // An export interrupted by shutdown resumes when the server is back: its
             // followers wait for it rather than give up.
@@ -240,7 +233,7 @@ async fn drive(
     let mut warnings = Vec::new();
     if let (Some(feed), Some(topic)) = (&feed, &job.manifest_topic) {
         if let Err(e) = feed.finish(&manifest).await {
-            manager.metrics.export_error("manifest_topic");
+            manager.metrics.manifest_topic_error();
             warnings.push(format!(
                 "the manifest could not be published to topic `{topic}`: {e}; fetch it from GET /v1/exports/{}/manifest",
                 job.id
@@ -267,19 +260,19 @@ async fn connect(
         .registry
         .connection(&job.request.connection)
         .await
-        .map_err(|e| failed("source", e.public_message()))?;
+        .map_err(|e| failed(FailureCause::Source, e.public_message()))?;
     let source = connection.open(&job.spec).await.map_err(|e| {
         failed(
-            "source",
+            FailureCause::Source,
             spec.source
                 .scrub(&format!("opening dataset {}: {e}", job.spec.display_name())),
         )
     })?;
     let kafka = KafkaSink::connect(job.sink.clone()).await.map_err(|e| {
         let cause = if matches!(e, ldd_sink_kafka::Error::Config(_)) {
-            "input"
+            FailureCause::Input
         } else {
-            "kafka"
+            FailureCause::Sink
         };
         failed(
             cause,

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use ldd_core::TimeRange;
+use ldd_core::{FailureCause, TimeRange};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -238,8 +238,8 @@ async fn run(state: &AppState, params: ExportParams, by_time: bool) -> ApiResult
                 "export {export_id} failed: {}",
                 status.error.unwrap_or_default()
             );
-            Err(match status.error_cause.as_deref() {
-                Some("input") => ApiError::BadRequest(message),
+            Err(match status.error_cause {
+                Some(FailureCause::Input) => ApiError::BadRequest(message),
                 _ => ApiError::Upstream(message),
             })
         }
