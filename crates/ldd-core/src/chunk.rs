@@ -97,9 +97,10 @@ pub struct ExportPlan {
 }
 
 impl ExportPlan {
-    /// The chunks still to run when `committed` are done (a resumed export).
-    pub fn pending_chunks(&self, committed: &[crate::manifest::ChunkManifest]) -> Vec<&Chunk> {
-        let done: std::collections::HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
+    /// The chunks still to run when the chunks with ids `committed` are done (a resumed
+    /// export).
+    pub fn pending_chunks(&self, committed: impl IntoIterator<Item = u32>) -> Vec<&Chunk> {
+        let done: std::collections::HashSet<u32> = committed.into_iter().collect();
         self.chunks
             .iter()
             .filter(|c| !done.contains(&c.id))

@@ -45,6 +45,7 @@
 pub mod checkpoint;
 pub mod chunk;
 pub mod dataset;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod feed;

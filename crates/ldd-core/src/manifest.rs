@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::PlanStrategy;
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::format::Format;
-use crate::sink::Delivery;
 
 /// Version of the manifest layout.
 pub const MANIFEST_VERSION: u32 = 1;

@@ -262,6 +262,45 @@ impl SourceConfig {
         out
     }
 
+    /// `err` with every secret of this configuration replaced in its text. Variants that carry a
+    /// driver's error keep it unless its text holds a secret; then only the scrubbed text
+    /// is kept (as [`Error::Server`] with status 0, or 503 when it was retryable).
+    pub fn scrub_error(&self, err: Error) -> Error {
+        let scrub = |m: String| self.scrub(&m);
+        match err {
+            Error::InvalidInput(m) => Error::InvalidInput(scrub(m)),
+            Error::NotFound(m) => Error::NotFound(scrub(m)),
+            Error::Unsupported(m) => Error::Unsupported(scrub(m)),
+            Error::Decode(m) => Error::Decode(scrub(m)),
+            Error::Server {
+                context,
+                status,
+                message,
+            } => Error::Server {
+                context: scrub(context),
+                status,
+                message: scrub(message),
+            },
+            // Without the backends' features every variant is matched above.
+            #[allow(unreachable_patterns)]
+            other => {
+                let text = other.to_string();
+                let clean = self.scrub(&text);
+                if clean == text {
+                    other
+                } else {
+                    // Status 0 is "not HTTP"; 503 keeps a retryable error retryable.
+                    let status = if other.is_retryable() { 503 } else { 0 };
+                    Error::Server {
+                        context: clean,
+                        status,
+                        message: String::new(),
+                    }
+                }
+            }
+        }
+    }
+
     /// A copy for display: secrets replaced by [`REDACTED`], the URL's password masked.
     pub fn redacted(&self) -> Self {
         let hide = |s: &Option<String>| s.as_ref().map(|_| REDACTED.to_owned());

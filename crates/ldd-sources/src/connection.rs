@@ -116,14 +116,14 @@ async fn connect_backend(config: &SourceConfig) -> Result<Arc<Backend>> {
         SourceKind::Mongo => {
             let connection = crate::mongo::MongoConnection::connect(config.mongo_config())
                 .await
-                .map_err(|e| e.scrubbed(config))?;
+                .map_err(|e| config.scrub_error(e))?;
             Ok(Arc::new(connection))
         }
         #[cfg(feature = "influx")]
         SourceKind::Influx => {
             let connection = crate::influx::InfluxConnection::connect(config.influx_config())
                 .await
-                .map_err(|e| e.scrubbed(config))?;
+                .map_err(|e| config.scrub_error(e))?;
             Ok(Arc::new(connection))
         }
         #[allow(unreachable_patterns)]

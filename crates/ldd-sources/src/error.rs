@@ -52,45 +52,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The error with every secret of `config` replaced in its text. Variants that carry a
-    /// driver's error keep it unless its text holds a secret; then only the scrubbed text
-    /// is kept (as [`Error::Server`] with status 0, retryable as before).
-    pub fn scrubbed(self, config: &crate::config::SourceConfig) -> Error {
-        let scrub = |m: String| config.scrub(&m);
-        match self {
-            Error::InvalidInput(m) => Error::InvalidInput(scrub(m)),
-            Error::NotFound(m) => Error::NotFound(scrub(m)),
-            Error::Unsupported(m) => Error::Unsupported(scrub(m)),
-            Error::Decode(m) => Error::Decode(scrub(m)),
-            Error::Server {
-                context,
-                status,
-                message,
-            } => Error::Server {
-                context: scrub(context),
-                status,
-                message: scrub(message),
-            },
-            // Without the backends' features every variant is matched above.
-            #[allow(unreachable_patterns)]
-            other => {
-                let text = other.to_string();
-                let clean = config.scrub(&text);
-                if clean == text {
-                    other
-                } else {
-                    // Status 0 is "not HTTP"; 503 keeps a retryable error retryable.
-                    let status = if other.is_retryable() { 503 } else { 0 };
-                    Error::Server {
-                        context: clean,
-                        status,
-                        message: String::new(),
-                    }
-                }
-            }
-        }
-    }
-
     /// Whether retrying the same operation may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -13,8 +13,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
-use super::registry::ConnectionStatus;
 use super::validate::check_identifier;
+
+/// Whether a registered connection is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectionStatus {
+    /// Not connected yet (after a restart, connections are re-created lazily).
+    Pending,
+    /// Connected.
+    Active,
+    /// The last attempt failed with this (secret-free) message.
+    Unavailable(String),
+}
 
 /// A registered connection: its name and the [`SourceConfig`] it connects with, secrets
 /// included. Stored in the state file (flat, as `{"id":..,"db_type":..,"url":..}`);
@@ -126,7 +136,7 @@ pub(crate) async fn build_connection(spec: &ConnectionSpec) -> ApiResult<Arc<dyn
 
 /// A source error as an API error, with the spec's secrets scrubbed from its text.
 pub(crate) fn scrubbed(spec: &ConnectionSpec, context: &str, err: ldd_sources::Error) -> ApiError {
-    ApiError::from_source(context, err.scrubbed(&spec.source))
+    ApiError::from_source(context, spec.source.scrub_error(err))
 }
 
 #[cfg(test)]

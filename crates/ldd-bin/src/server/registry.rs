@@ -5,19 +5,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use ldd_sources::Connection;
 
-use super::connections::{ConnectionFactory, ConnectionInfo, ConnectionSpec};
+use super::connections::{ConnectionFactory, ConnectionInfo, ConnectionSpec, ConnectionStatus};
 use super::error::{ApiError, ApiResult};
-
-/// Whether a registered connection is connected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ConnectionStatus {
-    /// Not connected yet (after a restart, connections are re-created lazily).
-    Pending,
-    /// Connected.
-    Active,
-    /// The last attempt failed with this (secret-free) message.
-    Unavailable(String),
-}
 
 struct Entry {
     spec: ConnectionSpec,

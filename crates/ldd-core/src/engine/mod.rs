@@ -322,7 +322,7 @@ pub async fn execute_plan(
     let committed = resume.committed;
     let done: HashSet<u32> = committed.iter().map(|c| c.chunk_id).collect();
     let pending: Vec<Chunk> = plan
-        .pending_chunks(&committed)
+        .pending_chunks(committed.iter().map(|c| c.chunk_id))
         .into_iter()
         .cloned()
         .collect();

@@ -106,7 +106,9 @@ pub async fn export_resumable(
         0
     };
 
-    let pending = record.plan.pending_chunks(&committed);
+    let pending = record
+        .plan
+        .pending_chunks(committed.iter().map(|c| c.chunk_id));
     parts.control.emit(ExportEvent::Planned {
         export_id: record.export_id.clone(),
         chunks: pending.len(),

@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ldd_core::CancellationToken;
-use ldd_core::CommittedChunk;
-use tokio::sync::{broadcast, watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
+pub(crate) use super::handle::{now, ExportHandle};
 use super::job::ExportJob;
 use super::model::{ExportState, ExportStatus, Origin, ProgressView};
 use super::runner;
@@ -19,97 +18,6 @@ use crate::server::error::{ApiError, ApiResult};
 use crate::server::metrics::Metrics;
 use crate::server::registry::Registry;
 use crate::server::store::Store;
-
-/// Chunk events a slow follower may fall behind by; beyond, it misses some and takes them
-/// from the final manifest.
-const CHUNK_EVENTS_BUFFERED: usize = 1024;
-
-/// One export running in this process.
-pub(crate) struct ExportHandle {
-    /// Export id.
-    pub(crate) id: String,
-    cancel: CancellationToken,
-    interrupted: AtomicBool,
-    status: watch::Sender<ExportStatus>,
-    /// Chunks this run committed, for followers that connect late.
-    committed: Mutex<Vec<CommittedChunk>>,
-    /// Each chunk as it commits, for followers already connected.
-    chunks: broadcast::Sender<CommittedChunk>,
-}
-
-impl std::fmt::Debug for ExportHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportHandle")
-            .field("id", &self.id)
-            .field("state", &self.current().state)
-            .finish()
-    }
-}
-
-impl ExportHandle {
-    /// Records a committed chunk and tells the followers.
-    pub(crate) fn chunk_committed(&self, chunk: CommittedChunk) {
-        self.committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(chunk.clone());
-        // No follower listening is fine.
-        let _ = self.chunks.send(chunk);
-    }
-
-    /// The chunks committed so far and every one after: subscribe first, then take the
-    /// list, so that no chunk falls between the two (one may come twice).
-    pub(crate) fn follow_chunks(
-        &self,
-    ) -> (Vec<CommittedChunk>, broadcast::Receiver<CommittedChunk>) {
-        let live = self.chunks.subscribe();
-        let so_far = self
-            .committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        (so_far, live)
-    }
-
-    /// Follows the status as it changes.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<ExportStatus> {
-        self.status.subscribe()
-    }
-
-    /// The status now.
-    pub(crate) fn current(&self) -> ExportStatus {
-        self.status.borrow().clone()
-    }
-
-    /// Changes the status (and wakes followers).
-    pub(crate) fn update(&self, f: impl FnOnce(&mut ExportStatus)) {
-        self.status.send_modify(f);
-    }
-
-    /// The token the engine watches.
-    pub(crate) fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
-    /// Whether the export was stopped by shutdown rather than by a user.
-    pub(crate) fn was_interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::Relaxed)
-    }
-
-    /// Waits until the export reaches a final state and returns it.
-    pub(crate) async fn finished(&self) -> ExportStatus {
-        let mut rx = self.subscribe();
-        loop {
-            let status = rx.borrow_and_update().clone();
-            if status.state.is_terminal() {
-                return status;
-            }
-            if rx.changed().await.is_err() {
-                return self.current();
-            }
-        }
-    }
-}
 
 /// A runtime of its own for export tasks: a CPU-heavy export (encoding, a generated
 /// source) then never stalls the HTTP API, its timers or its I/O.
@@ -298,15 +206,7 @@ impl ExportManager {
         status: ExportStatus,
         taken: impl Fn() -> ApiError,
     ) -> ApiResult<Arc<ExportHandle>> {
-        let (tx, _) = watch::channel(status.clone());
-        let handle = Arc::new(ExportHandle {
-            id: job.id.clone(),
-            cancel: CancellationToken::new(),
-            interrupted: AtomicBool::new(false),
-            committed: Mutex::new(Vec::new()),
-            chunks: broadcast::channel(CHUNK_EVENTS_BUFFERED).0,
-            status: tx,
-        });
+        let handle = Arc::new(ExportHandle::new(job.id.clone(), status.clone()));
         {
             let mut live = self.live_map();
             if live.contains_key(&job.id) {
@@ -331,7 +231,7 @@ impl ExportManager {
         );
         let (manager, h) = (self.clone(), handle.clone());
         self.runtime.spawn(async move {
-            runner::run(&manager, &h, job).await;
+            runner::run(&manager.run_context(), &h, job).await;
             manager.live_map().remove(&h.id);
             manager.idle.notify_waiters();
         });
@@ -372,7 +272,7 @@ impl ExportManager {
             let status = handle.current();
             if !status.state.is_terminal() {
                 tracing::info!("export {id}: cancel requested");
-                handle.cancel.cancel();
+                handle.cancel_token().cancel();
                 return Ok(status);
             }
         }
@@ -389,8 +289,8 @@ impl ExportManager {
     pub(crate) fn begin_shutdown(&self) {
         self.closing.store(true, Ordering::Relaxed);
         for handle in self.live_map().values() {
-            handle.interrupted.store(true, Ordering::Relaxed);
-            handle.cancel.cancel();
+            handle.mark_interrupted();
+            handle.cancel_token().cancel();
         }
     }
 
@@ -412,15 +312,22 @@ impl ExportManager {
     }
 }
 
+impl ExportManager {
+    /// What the runner of one export needs from the manager.
+    fn run_context(&self) -> Arc<runner::RunContext> {
+        Arc::new(runner::RunContext {
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+            slots: self.slots.clone(),
+        })
+    }
+}
+
 /// The 404 of an unknown export id.
 pub(crate) fn unknown_export(id: &str) -> ApiError {
     ApiError::NotFound(format!(
         "no export `{}`; list them with GET /v1/exports",
         crate::server::validate::truncate(id, 128).escape_debug()
     ))
-}
-
-/// Now, RFC 3339 with milliseconds.
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -2,6 +2,7 @@
 //! manager and the runner.
 
 mod checkpoint;
+pub(crate) mod handle;
 pub(crate) mod job;
 pub(crate) mod manager;
 mod metered;

@@ -13,11 +13,24 @@ use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::KafkaSink;
 
 use super::checkpoint::ServerCheckpoint;
+use super::handle::{now, ExportHandle};
 use super::job::ExportJob;
-use super::manager::{now, ExportHandle, ExportManager};
 use super::metered::MeteredSink;
 use super::model::{ExportState, PlanView, ProgressView};
 use crate::server::connections::ConnectionSpec;
+use crate::server::metrics::Metrics;
+use crate::server::registry::Registry;
+use crate::server::store::Store;
+use tokio::sync::Semaphore;
+
+/// What a running export needs from the server: the state file, the connections, the
+/// metrics and the slots that bound how many exports run at once.
+pub(crate) struct RunContext {
+    pub(crate) store: Store,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) slots: Arc<Semaphore>,
+}
 
 /// How often a running export's progress is written to the state file.
 const PERSIST_EVERY: Duration = Duration::from_secs(2);
@@ -37,7 +50,7 @@ fn failed(cause: FailureCause, message: String) -> Outcome {
 }
 
 /// Runs the export and records how it ended.
-pub(crate) async fn run(manager: &Arc<ExportManager>, handle: &Arc<ExportHandle>, job: ExportJob) {
+pub(crate) async fn run(manager: &Arc<RunContext>, handle: &Arc<ExportHandle>, job: ExportJob) {
     let stop = CancellationToken::new();
     let persister = tokio::spawn(persist_progress(
         manager.clone(),
@@ -87,11 +100,7 @@ pub(crate) async fn run(manager: &Arc<ExportManager>, handle: &Arc<ExportHandle>
 }
 
 /// Plans and runs; every step watches the cancel token.
-async fn drive(
-    manager: &Arc<ExportManager>,
-    handle: &Arc<ExportHandle>,
-    job: &ExportJob,
-) -> Outcome {
+async fn drive(manager: &RunContext, handle: &Arc<ExportHandle>, job: &ExportJob) -> Outcome {
     let cancel = handle.cancel_token();
     let permit = tokio::select! {
         _ = cancel.cancelled() => return Outcome::Cancelled,
@@ -252,7 +261,7 @@ type Connected = (Arc<dyn DataSource>, Arc<dyn Sink>);
 
 /// Connects to the database and Kafka.
 async fn connect(
-    manager: &Arc<ExportManager>,
+    manager: &RunContext,
     job: &ExportJob,
     spec: &ConnectionSpec,
 ) -> Result<Connected, Outcome> {
@@ -283,7 +292,7 @@ async fn connect(
     Ok((source, sink))
 }
 
-async fn save(manager: &ExportManager, handle: &ExportHandle) {
+async fn save(manager: &RunContext, handle: &ExportHandle) {
     if let Err(err) = manager.store.save_export(&handle.current()).await {
         tracing::error!("export {}: saving its state failed: {err}", handle.id);
     }
@@ -291,7 +300,7 @@ async fn save(manager: &ExportManager, handle: &ExportHandle) {
 
 /// Writes the progress to the state file now and then, until `stop`.
 async fn persist_progress(
-    manager: Arc<ExportManager>,
+    manager: Arc<RunContext>,
     handle: Arc<ExportHandle>,
     stop: CancellationToken,
 ) {
