@@ -1,7 +1,10 @@
 //! The OpenAPI document, generated from the handlers' annotations and the types'
 //! `ToSchema` derives (served at `/openapi.json`).
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
 use super::{legacy, system, v1};
@@ -51,14 +54,19 @@ use super::{legacy, system, v1};
 )]
 pub(crate) struct ApiDoc;
 
-/// Declares the `bearer` security scheme the operations name.
+/// Declares the `bearer` security scheme the operations name, and gives every operation
+/// that names it the 401 the authentication middleware answers ([`super::auth`]): one
+/// place, so that no protected operation can lack it.
 struct BearerAuth;
+
+/// The name of the security scheme.
+pub(crate) const BEARER: &str = "bearer";
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "bearer",
+            BEARER,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
@@ -68,7 +76,59 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if requires_bearer(operation) {
+                    add_unauthorized(operation);
+                }
+            }
+        }
     }
+}
+
+fn requires_bearer(operation: &Operation) -> bool {
+    operation.security.as_ref().is_some_and(|requirements| {
+        requirements.iter().any(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_object().map(|o| o.contains_key(BEARER)))
+                .unwrap_or(false)
+        })
+    })
+}
+
+/// The middleware's answer: JSON `ErrorBody` with `WWW-Authenticate: Bearer`, on every
+/// path (the original endpoints too: it answers before any handler runs).
+fn add_unauthorized(operation: &mut Operation) {
+    let response = ResponseBuilder::new()
+        .description("The server has a token and the request carries none, or another")
+        .header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some("`Bearer`"))
+                .build(),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    operation
+        .responses
+        .responses
+        .insert("401".to_owned(), response.into());
 }
 
 /// The document as JSON.

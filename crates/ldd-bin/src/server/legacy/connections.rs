@@ -63,6 +63,9 @@ pub(crate) struct ListedConnection {
 
 /// Answer of `GET /db-connections/list`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+// Named apart from the v1 type of the same name: utoipa keys components by name, and one
+// would silently replace the other in the document.
+#[schema(as = LegacyConnectionList)]
 pub(crate) struct ConnectionList {
     /// The connections (never with secrets).
     pub(crate) connections: Vec<ListedConnection>,
@@ -119,6 +122,7 @@ impl RegisterBody {
 #[utoipa::path(
     post,
     path = "/db-connections/register",
+    operation_id = "legacy_register",
     tag = "original",
     request_body = RegisterBody,
     responses(
@@ -150,6 +154,7 @@ pub(crate) async fn register(
 #[utoipa::path(
     get,
     path = "/db-connections/list",
+    operation_id = "legacy_list_connections",
     tag = "original",
     responses((status = 200, description = "The connections", body = ConnectionList)),
     security(("bearer" = []))
@@ -172,6 +177,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
 #[utoipa::path(
     delete,
     path = "/db-connections/remove",
+    operation_id = "legacy_remove_connection",
     tag = "original",
     params(ConnectionParams),
     responses(

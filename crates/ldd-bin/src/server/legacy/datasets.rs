@@ -43,6 +43,9 @@ pub(crate) struct ListedDataset {
 
 /// Answer of `GET /datasets/list/`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+// Named apart from the v1 type of the same name: utoipa keys components by name, and one
+// would silently replace the other in the document.
+#[schema(as = LegacyDatasetList)]
 pub(crate) struct DatasetList {
     /// The datasets (MongoDB system databases skipped).
     pub(crate) datasets: Vec<ListedDataset>,
@@ -96,6 +99,7 @@ pub(crate) struct TimeRangeAnswer {
 #[utoipa::path(
     get,
     path = "/datasets/list/",
+    operation_id = "legacy_list_datasets",
     tag = "original",
     params(ConnectionParams),
     responses(
@@ -167,6 +171,7 @@ fn row(record: &Option<Record>, columns: &[String]) -> Result<Vec<Json_>, ApiErr
 #[utoipa::path(
     get,
     path = "/datasets/detail/",
+    operation_id = "legacy_dataset_detail",
     tag = "original",
     params(DetailParams),
     responses(
@@ -209,6 +214,7 @@ pub(crate) async fn detail(
 #[utoipa::path(
     get,
     path = "/datasets/time-range/",
+    operation_id = "legacy_time_range",
     tag = "original",
     params(RangeParams),
     responses(

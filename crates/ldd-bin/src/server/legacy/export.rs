@@ -59,6 +59,7 @@ pub(crate) struct ExportAnswer {
 #[utoipa::path(
     get,
     path = "/data/export/",
+    operation_id = "legacy_export",
     tag = "original",
     params(ExportParams),
     responses(
@@ -81,6 +82,7 @@ pub(crate) async fn export(
 #[utoipa::path(
     get,
     path = "/data/query-by-time/",
+    operation_id = "legacy_query_by_time",
     tag = "original",
     params(ExportParams),
     responses(

@@ -58,6 +58,7 @@ pub(crate) struct ConnectionList {
 #[utoipa::path(
     post,
     path = "/v1/connections",
+    operation_id = "v1_create_connection",
     tag = "connections",
     request_body = CreateConnection,
     responses(
@@ -97,6 +98,7 @@ pub(crate) async fn create(
 #[utoipa::path(
     get,
     path = "/v1/connections",
+    operation_id = "v1_list_connections",
     tag = "connections",
     responses((status = 200, description = "The connections", body = ConnectionList)),
     security(("bearer" = []))
@@ -111,6 +113,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}",
+    operation_id = "v1_get_connection",
     tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses(
@@ -130,6 +133,7 @@ pub(crate) async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/connections/{id}",
+    operation_id = "v1_delete_connection",
     tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses(

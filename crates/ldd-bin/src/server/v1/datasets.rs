@@ -95,6 +95,7 @@ pub(crate) struct TimeRangeView {
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}/datasets",
+    operation_id = "v1_list_datasets",
     tag = "datasets",
     params(("id" = String, Path, description = "Connection id")),
     responses(
@@ -175,6 +176,7 @@ fn json_record(record: Option<Record>) -> ApiResult<Option<serde_json::Value>> {
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}/datasets/{database}/{table}",
+    operation_id = "v1_dataset_detail",
     tag = "datasets",
     params(
         ("id" = String, Path, description = "Connection id"),
@@ -214,6 +216,7 @@ pub(crate) async fn detail(
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}/datasets/{database}/{table}/time-range",
+    operation_id = "v1_time_range",
     tag = "datasets",
     params(
         ("id" = String, Path, description = "Connection id"),

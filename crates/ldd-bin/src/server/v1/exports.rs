@@ -45,6 +45,7 @@ pub(crate) struct ListQuery {
 #[utoipa::path(
     post,
     path = "/v1/exports",
+    operation_id = "v1_create_export",
     tag = "exports",
     request_body = ExportRequest,
     responses(
@@ -80,6 +81,7 @@ fn accepted(handle: &ExportHandle) -> impl IntoResponse {
 #[utoipa::path(
     get,
     path = "/v1/exports",
+    operation_id = "v1_list_exports",
     tag = "exports",
     params(ListQuery),
     responses(
@@ -103,6 +105,7 @@ pub(crate) async fn list(
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}",
+    operation_id = "v1_get_export",
     tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     responses(
@@ -123,6 +126,7 @@ pub(crate) async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/exports/{id}",
+    operation_id = "v1_cancel_export",
     tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     responses(
@@ -145,6 +149,7 @@ pub(crate) async fn cancel(
 #[utoipa::path(
     post,
     path = "/v1/exports/{id}/resume",
+    operation_id = "v1_resume_export",
     tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     responses(
@@ -167,6 +172,7 @@ pub(crate) async fn resume(
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}/manifest",
+    operation_id = "v1_export_manifest",
     tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     responses(
@@ -303,6 +309,7 @@ fn follow(handle: &ExportHandle) -> EventStream {
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}/events",
+    operation_id = "v1_export_events",
     tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     responses(
