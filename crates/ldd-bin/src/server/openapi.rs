@@ -2,9 +2,9 @@
 //! `ToSchema` derives (served at `/openapi.json`).
 
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, ResponseBuilder, Type};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
 use super::{legacy, system, v1};
@@ -90,9 +90,40 @@ impl Modify for BearerAuth {
                 if requires_bearer(operation) {
                     add_unauthorized(operation);
                 }
+                if has_path_parameters(operation) {
+                    add_bad_path(operation);
+                }
             }
         }
     }
+}
+
+fn has_path_parameters(operation: &Operation) -> bool {
+    operation.parameters.as_ref().is_some_and(|parameters| {
+        parameters
+            .iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path))
+    })
+}
+
+/// `ApiPath`'s answer to a path segment that cannot be decoded (the v1 API is the only one
+/// with path parameters, so the body is its JSON error), unless the operation documents
+/// its own 400.
+fn add_bad_path(operation: &mut Operation) {
+    let response = ResponseBuilder::new()
+        .description("A path segment cannot be decoded, or a parameter is wrong")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    operation
+        .responses
+        .responses
+        .entry("400".to_owned())
+        .or_insert_with(|| response.into());
 }
 
 fn requires_bearer(operation: &Operation) -> bool {

@@ -26,6 +26,19 @@ pub(crate) fn check_text(name: &str, value: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks each optional text parameter that is given: empty counts as absent (Go's
+/// `c.Query` gives "" for both), anything else must pass [`check_text`] with [`MAX_TEXT`].
+/// The original endpoints check all of them up front, also those a connection's kind
+/// ignores, so that what they accept is what their OpenAPI schema says.
+pub(crate) fn check_given_texts(params: &[(&str, &Option<String>)]) -> ApiResult<()> {
+    for (name, value) in params {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            check_text(name, value, MAX_TEXT)?;
+        }
+    }
+    Ok(())
+}
+
 /// Names that appear in URLs and logs (connection and export ids): 1-128 of
 /// `A-Z a-z 0-9 . _ - : @`, not starting with `.`.
 pub(crate) fn check_identifier(name: &str, value: &str) -> ApiResult<()> {

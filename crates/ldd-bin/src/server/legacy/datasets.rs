@@ -17,6 +17,7 @@ use crate::server::connections::DbType;
 use crate::server::error::{ApiError, PlainError};
 use crate::server::ops;
 use crate::server::state::AppState;
+use crate::server::validate::check_given_texts;
 
 /// One dataset of `GET /datasets/list/`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -187,6 +188,17 @@ pub(crate) async fn detail(
     LegacyQuery(params): LegacyQuery<DetailParams>,
 ) -> Result<Json<Detail>, PlainError> {
     let id = connection_id(&params.connection_id)?;
+    check_given_texts(&[
+        ("database_name", &params.database_name),
+        ("bucket_name", &params.bucket_name),
+        ("table_name", &params.table_name),
+        ("measurement", &params.measurement),
+        ("tag_key", &params.tag_key),
+        ("tag_value", &params.tag_value),
+        ("mongo_database", &params.mongo_database),
+        ("collection", &params.collection),
+        ("time_field", &params.time_field),
+    ])?;
     let query = params.dataset();
     let (spec, live) = ops::connection(&state, &id).await?;
     let dataset = query.spec(&spec)?;
@@ -230,6 +242,7 @@ pub(crate) async fn time_range(
     LegacyQuery(params): LegacyQuery<RangeParams>,
 ) -> Result<Json<TimeRangeAnswer>, PlainError> {
     let id = connection_id(&params.connection_id)?;
+    check_given_texts(&range_texts(&params))?;
     let query = params.dataset();
     let (spec, live) = ops::connection(&state, &id).await?;
     let dataset = query.spec(&spec)?;
@@ -244,4 +257,19 @@ pub(crate) async fn time_range(
         tag_key_str: query.tag_key_str(),
         tag_value_str: query.tag_value_str(),
     }))
+}
+
+/// The text parameters of `/datasets/time-range/`, for [`check_given_texts`].
+fn range_texts(p: &RangeParams) -> [(&'static str, &Option<String>); 9] {
+    [
+        ("database", &p.database),
+        ("bucket", &p.bucket),
+        ("table", &p.table),
+        ("measurement", &p.measurement),
+        ("tag_key", &p.tag_key),
+        ("tag_value", &p.tag_value),
+        ("mongo_database", &p.mongo_database),
+        ("collection", &p.collection),
+        ("time_field", &p.time_field),
+    ]
 }

@@ -1,13 +1,13 @@
 //! `/v1/connections`: create, list, get, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiJson;
+use super::{ApiJson, ApiPath};
 use crate::server::connections::{ConnectionInfo, ConnectionSpec, DbType};
 use crate::server::error::{ApiResult, ErrorBody};
 use crate::server::ops;
@@ -115,7 +115,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
     path = "/v1/connections/{id}",
     operation_id = "v1_get_connection",
     tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 200, description = "The connection", body = ConnectionInfo),
         (status = 404, description = "No such connection", body = ErrorBody),
@@ -124,7 +124,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ConnectionInfo>> {
     Ok(Json(state.registry().info(&id)?))
 }
@@ -135,7 +135,7 @@ pub(crate) async fn get(
     path = "/v1/connections/{id}",
     operation_id = "v1_delete_connection",
     tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such connection", body = ErrorBody),
@@ -144,7 +144,7 @@ pub(crate) async fn get(
 )]
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     ops::unregister(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
