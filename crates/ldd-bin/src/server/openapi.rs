@@ -43,6 +43,7 @@ use super::{legacy, system, v1};
         system::metrics,
         system::openapi,
     ),
+    components(schemas(crate::server::exports::model::ExportEventData)),
     modifiers(&BearerAuth),
     tags(
         (name = "original", description = "The original server's endpoints (plain-text errors)"),

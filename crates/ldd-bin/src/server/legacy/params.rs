@@ -38,7 +38,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for LegacyQ
 #[into_params(parameter_in = Query)]
 pub(crate) struct ConnectionParams {
     /// The registered connection.
-    #[param(required = true, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
 }
 
@@ -47,7 +52,12 @@ pub(crate) struct ConnectionParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DetailParams {
     /// The registered connection.
-    #[param(required = true, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
     /// Database (InfluxDB 1.x, MongoDB) or bucket.
     #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
@@ -83,7 +93,12 @@ pub(crate) struct DetailParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RangeParams {
     /// The registered connection.
-    #[param(required = true, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
     /// Database (InfluxDB 1.x, MongoDB) or bucket.
     #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
@@ -119,7 +134,12 @@ pub(crate) struct RangeParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ExportParams {
     /// The registered connection.
-    #[param(required = true, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     #[param(required = true, min_length = 1, max_length = 2048)]

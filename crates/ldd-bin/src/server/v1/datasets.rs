@@ -42,13 +42,25 @@ pub(crate) struct DatasetList {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DatasetQuery {
     /// Tag (or field) to filter on; give `tag_value` too.
-    #[param(min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) tag_key: Option<String>,
     /// Value `tag_key` must have.
-    #[param(min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) tag_value: Option<String>,
     /// MongoDB: the field holding each record's time.
-    #[param(min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) time_field: Option<String>,
 }
 

@@ -208,6 +208,32 @@ pub(crate) async fn manifest(
     }
 }
 
+/// The name of a server-sent event of `GET /v1/exports/{id}/events`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the events in the document; `event` and `chunk_event` write them.
+pub(crate) enum ExportEventName {
+    /// The export's state or progress changed; `data` is an `ExportEventData`.
+    Progress,
+    /// A chunk was committed; `data` is `{"export_id", "topic", "format", "chunk"}`.
+    Chunk,
+    /// The export reached its final state; `data` is an `ExportEventData`. The last event.
+    Done,
+}
+
+/// One server-sent event as an event-stream parser reads it (in OpenAPI 3.1 the schema of
+/// a `text/event-stream` answer describes each event, not the stream).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only describes the events in the document.
+pub(crate) struct ExportEvent {
+    /// Which event.
+    pub(crate) event: ExportEventName,
+    /// JSON text: an `ExportEventData` for `progress` and `done`, a committed chunk for
+    /// `chunk`.
+    #[schema(content_media_type = "application/json")]
+    pub(crate) data: String,
+}
+
 type EventStream = BoxStream<'static, Result<Event, Infallible>>;
 
 fn event(status: &ExportStatus) -> Event {
@@ -320,7 +346,7 @@ fn follow(handle: &ExportHandle) -> EventStream {
     tag = "exports",
     params(("id" = String, Path, description = "Export id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
-        (status = 200, description = "`text/event-stream` of `progress` and `chunk` events and a final `done` event", content_type = "text/event-stream", body = ExportEventData),
+        (status = 200, description = "`text/event-stream` of `progress` and `chunk` events and a final `done` event", content_type = "text/event-stream", body = ExportEvent),
         (status = 404, description = "No such export", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -91,8 +91,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(t)| ApiPath(t))
-            .map_err(|e| {
-                ApiError::BadRequest(format!("the path is not valid: {}", e.body_text()))
-            })
+            .map_err(|e| ApiError::BadRequest(format!("the path is not valid: {}", e.body_text())))
     }
 }
