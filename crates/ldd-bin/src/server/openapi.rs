@@ -169,3 +169,75 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                out.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bearer_scheme_and_401_on_every_protected_operation() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"][BEARER]["scheme"],
+            "bearer"
+        );
+        let mut ids = BTreeSet::new();
+        for (method, path, op) in operations(&doc) {
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            assert!(ids.insert(id.clone()), "operationId {id} is used twice");
+            let responses = &op["responses"];
+            if path == "/healthz" {
+                assert!(op.get("security").is_none(), "/healthz must stay open");
+                assert!(responses.get("401").is_none());
+                continue;
+            }
+            assert_eq!(
+                op["security"][0][BEARER],
+                serde_json::json!([]),
+                "{method} {path} does not name the bearer scheme"
+            );
+            assert_eq!(
+                responses["401"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path} lacks its 401"
+            );
+        }
+    }
+
+    #[test]
+    fn same_named_types_do_not_replace_each_other() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schema_of = |path: &str| {
+            doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .clone()
+        };
+        assert_eq!(
+            schema_of("/db-connections/list"),
+            "#/components/schemas/LegacyConnectionList"
+        );
+        assert_eq!(
+            schema_of("/v1/connections"),
+            "#/components/schemas/ConnectionList"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["LegacyConnectionList"]["properties"]["connections"]
+                ["items"]["$ref"],
+            "#/components/schemas/ListedConnection"
+        );
+    }
+}
