@@ -5,7 +5,8 @@
 # this script always stops again, also on failure or Ctrl-C.
 #
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh -p ldd-core` or
-# `scripts/test.sh -p ldd-sources --test mongo`. Exits with cargo's status.
+# `scripts/test.sh -p ldd-sources --test mongo`; the API fuzzing phase runs only without
+# them (scripts/api_fuzz.sh runs it alone). Fails when cargo or the fuzzing fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,16 +21,19 @@ phase "build tests"
 cargo test --workspace --all-features --no-run
 
 # The Parquet test (crates/ldd-bin/tests/parquet.rs) reads ldd's files back with an
-# independent reader, pyarrow, from a virtualenv cached next to the services' builds; pip
-# runs only when the pinned version is not there yet.
-phase "pyarrow for the Parquet test"
-pyarrow_version=26.0.1
+# independent reader, pyarrow, and the API fuzzing phase (scripts/api_fuzz.sh) runs
+# schemathesis; both live in a virtualenv cached next to the services' builds, and pip runs
+# only when a pinned version is not there yet.
+phase "pyarrow and schemathesis (Python tools of the tests)"
+python_tools=(pyarrow==26.0.1 schemathesis==4.32.5)
 venv="${LDD_CACHE_DIR:-$HOME/.cache/ldd}/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-if ! "$venv/bin/python" -c 'import sys, importlib.metadata as m; sys.exit(m.version("pyarrow") != sys.argv[1])' \
-  "$pyarrow_version" 2>/dev/null; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pyarrow==$pyarrow_version"
-fi
+for tool in "${python_tools[@]}"; do
+  if ! "$venv/bin/python" -c 'import sys, importlib.metadata as m; sys.exit(m.version(sys.argv[1]) != sys.argv[2])' \
+    "${tool%%==*}" "${tool##*==}" 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$tool"
+  fi
+done
 export LDD_TEST_PYTHON="$venv/bin/python"
 
 # shellcheck disable=SC2317 # called by the trap
@@ -59,4 +63,14 @@ args=("$@")
 [ "$has_separator" = 1 ] || args+=(--)
 status=0
 cargo test "${scope[@]}" --all-features "${args[@]}" --include-ignored || status=$?
+
+# The OpenAPI document is the contract: schemathesis against a live `ldd serve` built by the
+# test build above (target/debug/ldd). It needs none of the services.
+# A run limited by arguments may not have rebuilt the binary, so only whole runs fuzz.
+phase "API fuzzing (schemathesis against ldd serve)"
+if [ "$#" -eq 0 ]; then
+  LDD_FUZZ_PYTHON="$venv/bin/python" scripts/api_fuzz.sh || status=$?
+else
+  echo "skipped: arguments were given (scripts/api_fuzz.sh runs it alone)"
+fi
 exit "$status"

@@ -23,6 +23,7 @@ pub(crate) struct Health {
 #[utoipa::path(
     get,
     path = "/healthz",
+    operation_id = "healthz",
     tag = "system",
     responses((status = 200, description = "The server runs", body = Health))
 )]
@@ -38,6 +39,7 @@ pub(crate) async fn healthz() -> Json<Health> {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "metrics",
     tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),
     security(("bearer" = []))
@@ -58,6 +60,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<impl Int
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi",
     tag = "system",
     responses((status = 200, description = "OpenAPI document", body = Object)),
     security(("bearer" = []))

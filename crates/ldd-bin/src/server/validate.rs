@@ -1,6 +1,8 @@
 //! Checks on user-supplied text, shared by the original endpoints and the v1 API. They run
 //! before anything reaches a database or Kafka; sources escape identifiers on top of this.
 
+use ldd_core::dataset::MAX_NAME_CHARS;
+
 use super::error::{ApiError, ApiResult};
 
 /// Rejects empty text, text longer than `max` characters, and control characters.
@@ -19,6 +21,19 @@ pub(crate) fn check_text(name: &str, value: &str, max: usize) -> ApiResult<()> {
         return Err(ApiError::BadRequest(format!(
             "`{name}` contains control characters (e.g. a newline or NUL); remove them"
         )));
+    }
+    Ok(())
+}
+
+/// Checks each optional text parameter that is given: empty counts as absent (Go's
+/// `c.Query` gives "" for both), anything else must pass [`check_text`] with [`MAX_NAME_CHARS`].
+/// The original endpoints check all of them up front, also those a connection's kind
+/// ignores, so that what they accept is what their OpenAPI schema says.
+pub(crate) fn check_given_texts(params: &[(&str, &Option<String>)]) -> ApiResult<()> {
+    for (name, value) in params {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            check_text(name, value, MAX_NAME_CHARS)?;
+        }
     }
     Ok(())
 }

@@ -64,6 +64,9 @@ pub(crate) struct ListedConnection {
 
 /// Answer of `GET /db-connections/list`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+// Named apart from the v1 type of the same name: utoipa keys components by name, and one
+// would silently replace the other in the document.
+#[schema(as = LegacyConnectionList)]
 pub(crate) struct ConnectionList {
     /// The connections (never with secrets).
     pub(crate) connections: Vec<ListedConnection>,
@@ -133,6 +136,7 @@ impl RegisterBody {
 #[utoipa::path(
     post,
     path = "/db-connections/register",
+    operation_id = "legacy_register",
     tag = "original",
     request_body = RegisterBody,
     responses(
@@ -164,6 +168,7 @@ pub(crate) async fn register(
 #[utoipa::path(
     get,
     path = "/db-connections/list",
+    operation_id = "legacy_list_connections",
     tag = "original",
     responses((status = 200, description = "The connections", body = ConnectionList)),
     security(("bearer" = []))
@@ -186,6 +191,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
 #[utoipa::path(
     delete,
     path = "/db-connections/remove",
+    operation_id = "legacy_remove_connection",
     tag = "original",
     params(ConnectionParams),
     responses(

@@ -16,6 +16,7 @@ use super::params::{
 use crate::server::error::{ApiError, PlainError};
 use crate::server::ops;
 use crate::server::state::AppState;
+use crate::server::validate::check_given_texts;
 use ldd_sources::SourceKind;
 
 /// One dataset of `GET /datasets/list/`.
@@ -43,6 +44,9 @@ pub(crate) struct ListedDataset {
 
 /// Answer of `GET /datasets/list/`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+// Named apart from the v1 type of the same name: utoipa keys components by name, and one
+// would silently replace the other in the document.
+#[schema(as = LegacyDatasetList)]
 pub(crate) struct DatasetList {
     /// The datasets (MongoDB system databases skipped).
     pub(crate) datasets: Vec<ListedDataset>,
@@ -96,6 +100,7 @@ pub(crate) struct TimeRangeAnswer {
 #[utoipa::path(
     get,
     path = "/datasets/list/",
+    operation_id = "legacy_list_datasets",
     tag = "original",
     params(ConnectionParams),
     responses(
@@ -167,6 +172,7 @@ fn row(record: &Option<Record>, columns: &[String]) -> Result<Vec<Json_>, ApiErr
 #[utoipa::path(
     get,
     path = "/datasets/detail/",
+    operation_id = "legacy_dataset_detail",
     tag = "original",
     params(DetailParams),
     responses(
@@ -182,6 +188,17 @@ pub(crate) async fn detail(
     LegacyQuery(params): LegacyQuery<DetailParams>,
 ) -> Result<Json<Detail>, PlainError> {
     let id = connection_id(&params.connection_id)?;
+    check_given_texts(&[
+        ("database_name", &params.database_name),
+        ("bucket_name", &params.bucket_name),
+        ("table_name", &params.table_name),
+        ("measurement", &params.measurement),
+        ("tag_key", &params.tag_key),
+        ("tag_value", &params.tag_value),
+        ("mongo_database", &params.mongo_database),
+        ("collection", &params.collection),
+        ("time_field", &params.time_field),
+    ])?;
     let query = params.dataset();
     let (spec, live) = ops::connection(&state, &id).await?;
     let dataset = query.spec(&spec)?;
@@ -209,6 +226,7 @@ pub(crate) async fn detail(
 #[utoipa::path(
     get,
     path = "/datasets/time-range/",
+    operation_id = "legacy_time_range",
     tag = "original",
     params(RangeParams),
     responses(
@@ -224,6 +242,7 @@ pub(crate) async fn time_range(
     LegacyQuery(params): LegacyQuery<RangeParams>,
 ) -> Result<Json<TimeRangeAnswer>, PlainError> {
     let id = connection_id(&params.connection_id)?;
+    check_given_texts(&range_texts(&params))?;
     let query = params.dataset();
     let (spec, live) = ops::connection(&state, &id).await?;
     let dataset = query.spec(&spec)?;
@@ -238,4 +257,19 @@ pub(crate) async fn time_range(
         tag_key_str: query.tag_key_str(),
         tag_value_str: query.tag_value_str(),
     }))
+}
+
+/// The text parameters of `/datasets/time-range/`, for [`check_given_texts`].
+fn range_texts(p: &RangeParams) -> [(&'static str, &Option<String>); 9] {
+    [
+        ("database", &p.database),
+        ("bucket", &p.bucket),
+        ("table", &p.table),
+        ("measurement", &p.measurement),
+        ("tag_key", &p.tag_key),
+        ("tag_value", &p.tag_value),
+        ("mongo_database", &p.mongo_database),
+        ("collection", &p.collection),
+        ("time_field", &p.time_field),
+    ]
 }

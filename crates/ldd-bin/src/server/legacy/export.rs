@@ -16,7 +16,7 @@ use crate::server::exports::model::{
 use crate::server::exports::ExportJob;
 use crate::server::ops;
 use crate::server::state::AppState;
-use crate::server::validate::{check_brokers, check_topic, parse_bool};
+use crate::server::validate::{check_brokers, check_given_texts, check_topic, parse_bool};
 
 /// Answer of a finished original export.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -59,6 +59,7 @@ pub(crate) struct ExportAnswer {
 #[utoipa::path(
     get,
     path = "/data/export/",
+    operation_id = "legacy_export",
     tag = "original",
     params(ExportParams),
     responses(
@@ -81,6 +82,7 @@ pub(crate) async fn export(
 #[utoipa::path(
     get,
     path = "/data/query-by-time/",
+    operation_id = "legacy_query_by_time",
     tag = "original",
     params(ExportParams),
     responses(
@@ -115,6 +117,17 @@ async fn run(state: &AppState, params: ExportParams, by_time: bool) -> ApiResult
         )));
     }
     let id = connection_id(&params.connection_id)?;
+    check_given_texts(&[
+        ("database", &params.database),
+        ("bucket", &params.bucket),
+        ("table", &params.table),
+        ("measurement", &params.measurement),
+        ("tag_key", &params.tag_key),
+        ("tag_value", &params.tag_value),
+        ("mongo_database", &params.mongo_database),
+        ("collection", &params.collection),
+        ("time_field", &params.time_field),
+    ])?;
     let brokers = params.kafka_brokers.clone().unwrap_or_default();
     let topic = params.send_topic.clone().unwrap_or_default();
     check_brokers("kafka_brokers", &brokers)?;

@@ -41,7 +41,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for LegacyQ
 #[into_params(parameter_in = Query)]
 pub(crate) struct ConnectionParams {
     /// The registered connection.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
 }
 
@@ -50,25 +55,39 @@ pub(crate) struct ConnectionParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DetailParams {
     /// The registered connection.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
     /// Database (InfluxDB 1.x, MongoDB) or bucket.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) database_name: Option<String>,
     /// Alias of `database_name`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) bucket_name: Option<String>,
     /// Measurement or collection.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) table_name: Option<String>,
     /// Alias of `table_name`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) measurement: Option<String>,
     /// Tag (or field) to filter on; applies only together with `tag_value`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) tag_key: Option<String>,
     /// Value `tag_key` must have.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) tag_value: Option<String>,
     /// MongoDB database (falls back to `database_name`, then the connection's database).
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) mongo_database: Option<String>,
     /// MongoDB collection (falls back to `table_name`).
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) collection: Option<String>,
     /// MongoDB time field.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) time_field: Option<String>,
 }
 
@@ -77,25 +96,39 @@ pub(crate) struct DetailParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RangeParams {
     /// The registered connection.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
     /// Database (InfluxDB 1.x, MongoDB) or bucket.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) database: Option<String>,
     /// Alias of `database`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) bucket: Option<String>,
     /// Measurement or collection.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) table: Option<String>,
     /// Alias of `table`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) measurement: Option<String>,
     /// Tag (or field) to filter on; applies only together with `tag_value`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) tag_key: Option<String>,
     /// Value `tag_key` must have.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) tag_value: Option<String>,
     /// MongoDB database (falls back to `database`, then the connection's database).
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) mongo_database: Option<String>,
     /// MongoDB collection (falls back to `table`).
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) collection: Option<String>,
     /// MongoDB time field.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) time_field: Option<String>,
 }
 
@@ -104,35 +137,50 @@ pub(crate) struct RangeParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ExportParams {
     /// The registered connection.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection_id: Option<String>,
     /// Kafka bootstrap servers, `host:port[,host:port]`.
-    #[param(required = true)]
+    #[param(required = true, min_length = 1, max_length = 2048)]
     pub(crate) kafka_brokers: Option<String>,
     /// Destination topic (created with the configured partition count if it does not
     /// exist).
-    #[param(required = true)]
+    #[param(required = true, pattern = r"^[A-Za-z0-9._-]{1,249}$")]
     pub(crate) send_topic: Option<String>,
     /// Database (InfluxDB 1.x, MongoDB) or bucket.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) database: Option<String>,
     /// Alias of `database`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) bucket: Option<String>,
     /// Measurement or collection.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) table: Option<String>,
     /// Alias of `table`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) measurement: Option<String>,
     /// Tag (or field) to filter on; applies only together with `tag_value`.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) tag_key: Option<String>,
     /// Value `tag_key` must have.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) tag_value: Option<String>,
     /// Drop one job before rounding to the partition count (default true; `false`/`F` turn
     /// it off).
+    #[param(pattern = r"^(|1|t|T|true|TRUE|True|0|f|F|false|FALSE|False)$")]
     pub(crate) drop_last: Option<String>,
     /// MongoDB database (falls back to `database`, then the connection's database).
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) mongo_database: Option<String>,
     /// MongoDB collection (falls back to `table`).
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) collection: Option<String>,
     /// MongoDB time field.
+    #[param(max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub(crate) time_field: Option<String>,
     /// ldd extension: only records at or after this instant (RFC 3339).
     pub(crate) start: Option<String>,
@@ -140,6 +188,7 @@ pub(crate) struct ExportParams {
     pub(crate) end: Option<String>,
     /// ldd extension: payload format `json` (default, the original's shape), `jsonl` or
     /// `protobuf`.
+    #[param(pattern = r"^(|json|jsonl|protobuf|proto)$")]
     pub(crate) format: Option<String>,
 }
 

@@ -1,13 +1,13 @@
 //! `/v1/connections`: create, list, get, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiJson;
+use super::{ApiJson, ApiPath};
 use crate::server::connections::{ConnectionInfo, ConnectionSpec};
 use crate::server::error::{ApiResult, ErrorBody};
 use crate::server::ops;
@@ -59,6 +59,7 @@ pub(crate) struct ConnectionList {
 #[utoipa::path(
     post,
     path = "/v1/connections",
+    operation_id = "v1_create_connection",
     tag = "connections",
     request_body = CreateConnection,
     responses(
@@ -100,6 +101,7 @@ pub(crate) async fn create(
 #[utoipa::path(
     get,
     path = "/v1/connections",
+    operation_id = "v1_list_connections",
     tag = "connections",
     responses((status = 200, description = "The connections", body = ConnectionList)),
     security(("bearer" = []))
@@ -114,8 +116,9 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}",
+    operation_id = "v1_get_connection",
     tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 200, description = "The connection", body = ConnectionInfo),
         (status = 404, description = "No such connection", body = ErrorBody),
@@ -124,7 +127,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ConnectionList> 
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ConnectionInfo>> {
     Ok(Json(state.registry().info(&id)?))
 }
@@ -133,8 +136,9 @@ pub(crate) async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/connections/{id}",
+    operation_id = "v1_delete_connection",
     tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such connection", body = ErrorBody),
@@ -143,7 +147,7 @@ pub(crate) async fn get(
 )]
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     ops::unregister(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)

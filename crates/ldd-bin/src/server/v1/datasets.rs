@@ -1,14 +1,14 @@
 //! `/v1/connections/{id}/datasets...`: a connection's catalogue, one dataset's detail and
 //! time range.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use ldd_core::format::record_to_json_value;
 use ldd_core::{DatasetSpec, Record, TagRule, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ApiQuery;
+use super::{ApiPath, ApiQuery};
 use crate::server::connections::ConnectionSpec;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::ops;
@@ -42,10 +42,25 @@ pub(crate) struct DatasetList {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DatasetQuery {
     /// Tag (or field) to filter on; give `tag_value` too.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) tag_key: Option<String>,
     /// Value `tag_key` must have.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) tag_value: Option<String>,
     /// MongoDB: the field holding each record's time.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) time_field: Option<String>,
 }
 
@@ -95,8 +110,9 @@ pub(crate) struct TimeRangeView {
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}/datasets",
+    operation_id = "v1_list_datasets",
     tag = "datasets",
-    params(("id" = String, Path, description = "Connection id")),
+    params(("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 200, description = "The datasets", body = DatasetList),
         (status = 404, description = "No such connection", body = ErrorBody),
@@ -106,7 +122,7 @@ pub(crate) struct TimeRangeView {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DatasetList>> {
     let (spec, datasets) = ops::list_datasets(&state, &id).await?;
     Ok(Json(DatasetList {
@@ -152,11 +168,12 @@ fn json_record(record: Option<Record>) -> ApiResult<Option<serde_json::Value>> {
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}/datasets/{database}/{table}",
+    operation_id = "v1_dataset_detail",
     tag = "datasets",
     params(
-        ("id" = String, Path, description = "Connection id"),
-        ("database" = String, Path, description = "Database or bucket"),
-        ("table" = String, Path, description = "Collection or measurement"),
+        ("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128),
+        ("database" = String, Path, description = "Database or bucket", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"),
+        ("table" = String, Path, description = "Collection or measurement", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"),
         DatasetQuery,
     ),
     responses(
@@ -169,7 +186,7 @@ fn json_record(record: Option<Record>) -> ApiResult<Option<serde_json::Value>> {
 )]
 pub(crate) async fn detail(
     State(state): State<AppState>,
-    Path((id, database, table)): Path<(String, String, String)>,
+    ApiPath((id, database, table)): ApiPath<(String, String, String)>,
     ApiQuery(query): ApiQuery<DatasetQuery>,
 ) -> ApiResult<Json<DatasetDetailView>> {
     let (spec, live) = ops::connection(&state, &id).await?;
@@ -191,11 +208,12 @@ pub(crate) async fn detail(
 #[utoipa::path(
     get,
     path = "/v1/connections/{id}/datasets/{database}/{table}/time-range",
+    operation_id = "v1_time_range",
     tag = "datasets",
     params(
-        ("id" = String, Path, description = "Connection id"),
-        ("database" = String, Path, description = "Database or bucket"),
-        ("table" = String, Path, description = "Collection or measurement"),
+        ("id" = String, Path, description = "Connection id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128),
+        ("database" = String, Path, description = "Database or bucket", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"),
+        ("table" = String, Path, description = "Collection or measurement", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"),
         DatasetQuery,
     ),
     responses(
@@ -208,7 +226,7 @@ pub(crate) async fn detail(
 )]
 pub(crate) async fn time_range(
     State(state): State<AppState>,
-    Path((id, database, table)): Path<(String, String, String)>,
+    ApiPath((id, database, table)): ApiPath<(String, String, String)>,
     ApiQuery(query): ApiQuery<DatasetQuery>,
 ) -> ApiResult<Json<TimeRangeView>> {
     let (spec, live) = ops::connection(&state, &id).await?;

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::exports::manager::ExportHandle;
 use crate::server::exports::model::{
@@ -37,7 +37,8 @@ pub(crate) struct ExportList {
 pub(crate) struct ListQuery {
     /// Only exports in this state.
     pub(crate) state: Option<ExportState>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub(crate) limit: Option<usize>,
 }
 
@@ -45,6 +46,7 @@ pub(crate) struct ListQuery {
 #[utoipa::path(
     post,
     path = "/v1/exports",
+    operation_id = "v1_create_export",
     tag = "exports",
     request_body = ExportRequest,
     responses(
@@ -80,6 +82,7 @@ fn accepted(handle: &ExportHandle) -> impl IntoResponse {
 #[utoipa::path(
     get,
     path = "/v1/exports",
+    operation_id = "v1_list_exports",
     tag = "exports",
     params(ListQuery),
     responses(
@@ -92,7 +95,13 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<ExportList>> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(100);
+    // Rejected rather than clamped, so that the documented range is the accepted one.
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` is {limit}; give 1 to 1000"
+        )));
+    }
     Ok(Json(ExportList {
         exports: state.exports().list(query.state, limit).await?,
     }))
@@ -103,8 +112,9 @@ pub(crate) async fn list(
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}",
+    operation_id = "v1_get_export",
     tag = "exports",
-    params(("id" = String, Path, description = "Export id")),
+    params(("id" = String, Path, description = "Export id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 200, description = "The export", body = ExportStatus),
         (status = 404, description = "No such export", body = ErrorBody),
@@ -113,7 +123,7 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExportStatus>> {
     Ok(Json(state.exports().get(&id).await?))
 }
@@ -123,8 +133,9 @@ pub(crate) async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/exports/{id}",
+    operation_id = "v1_cancel_export",
     tag = "exports",
-    params(("id" = String, Path, description = "Export id")),
+    params(("id" = String, Path, description = "Export id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 202, description = "Cancelling; the status as it was", body = ExportStatus),
         (status = 404, description = "No such export", body = ErrorBody),
@@ -134,7 +145,7 @@ pub(crate) async fn get(
 )]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let status = state.exports().cancel(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(status.summary())))
@@ -145,8 +156,9 @@ pub(crate) async fn cancel(
 #[utoipa::path(
     post,
     path = "/v1/exports/{id}/resume",
+    operation_id = "v1_resume_export",
     tag = "exports",
-    params(("id" = String, Path, description = "Export id")),
+    params(("id" = String, Path, description = "Export id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 202, description = "Resuming; follow it at status_url or events_url", body = ExportAccepted),
         (status = 404, description = "No such export, or its connection is gone", body = ErrorBody),
@@ -157,7 +169,7 @@ pub(crate) async fn cancel(
 )]
 pub(crate) async fn resume(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let handle = state.exports().resume(&id, &state.config().exports).await?;
     Ok(accepted(&handle))
@@ -167,8 +179,9 @@ pub(crate) async fn resume(
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}/manifest",
+    operation_id = "v1_export_manifest",
     tag = "exports",
-    params(("id" = String, Path, description = "Export id")),
+    params(("id" = String, Path, description = "Export id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
         (status = 200, description = "The manifest", body = Object),
         (status = 404, description = "No such export", body = ErrorBody),
@@ -178,7 +191,7 @@ pub(crate) async fn resume(
 )]
 pub(crate) async fn manifest(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Manifest>> {
     let status = state.exports().get(&id).await?;
     match (status.state, status.manifest) {
@@ -193,6 +206,32 @@ pub(crate) async fn manifest(
             status.error.map(|e| format!(": {e}")).unwrap_or_default()
         ))),
     }
+}
+
+/// The name of a server-sent event of `GET /v1/exports/{id}/events`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the events in the document; `event` and `chunk_event` write them.
+pub(crate) enum ExportEventName {
+    /// The export's state or progress changed; `data` is an `ExportEventData`.
+    Progress,
+    /// A chunk was committed; `data` is `{"export_id", "topic", "format", "chunk"}`.
+    Chunk,
+    /// The export reached its final state; `data` is an `ExportEventData`. The last event.
+    Done,
+}
+
+/// One server-sent event as an event-stream parser reads it (in OpenAPI 3.1 the schema of
+/// a `text/event-stream` answer describes each event, not the stream).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only describes the events in the document.
+pub(crate) struct ExportEvent {
+    /// Which event.
+    pub(crate) event: ExportEventName,
+    /// JSON text: an `ExportEventData` for `progress` and `done`, a committed chunk for
+    /// `chunk`.
+    #[schema(content_media_type = "application/json")]
+    pub(crate) data: String,
 }
 
 type EventStream = BoxStream<'static, Result<Event, Infallible>>;
@@ -303,17 +342,18 @@ fn follow(handle: &ExportHandle) -> EventStream {
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}/events",
+    operation_id = "v1_export_events",
     tag = "exports",
-    params(("id" = String, Path, description = "Export id")),
+    params(("id" = String, Path, description = "Export id", pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$", min_length = 1, max_length = 128)),
     responses(
-        (status = 200, description = "`text/event-stream` of `progress` and `chunk` events and a final `done` event", content_type = "text/event-stream", body = ExportEventData),
+        (status = 200, description = "`text/event-stream` of `progress` and `chunk` events and a final `done` event", content_type = "text/event-stream", body = ExportEvent),
         (status = 404, description = "No such export", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let stream = match state.exports().live(&id) {
         Some(handle) => follow(&handle),

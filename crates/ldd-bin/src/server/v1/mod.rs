@@ -6,7 +6,7 @@ pub(crate) mod datasets;
 pub(crate) mod exports;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
@@ -76,5 +76,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
             .map_err(|e| {
                 ApiError::BadRequest(format!("the query string is not valid: {}", e.body_text()))
             })
+    }
+}
+
+/// Path parameters; a segment axum cannot decode (e.g. percent-encoded bytes that are not
+/// UTF-8) is a JSON 400 like every other v1 error, not axum's plain-text answer.
+#[derive(Debug)]
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::BadRequest(format!("the path is not valid: {}", e.body_text())))
     }
 }
