@@ -49,7 +49,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(v1::routes())
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(
             state.clone(),

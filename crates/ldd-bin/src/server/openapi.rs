@@ -1,6 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and the types'
 //! `ToSchema` derives (served at `/openapi.json`).
 
+use axum::response::IntoResponse;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -41,7 +42,7 @@ use super::{legacy, system, v1};
         v1::exports::manifest,
         system::healthz,
         system::metrics,
-        system::openapi,
+        serve,
     ),
     components(schemas(crate::server::exports::model::ExportEventData)),
     modifiers(&BearerAuth),
@@ -240,4 +241,17 @@ mod tests {
             "#/components/schemas/ListedConnection"
         );
     }
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "system",
+    responses((status = 200, description = "OpenAPI document", body = Object)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn serve() -> impl IntoResponse {
+    axum::Json(document())
 }

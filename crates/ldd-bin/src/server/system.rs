@@ -1,4 +1,4 @@
-//! `/healthz`, `/metrics` and `/openapi.json`.
+//! `/healthz` and `/metrics` (`/openapi.json` is served by [`super::openapi`]).
 
 use axum::extract::State;
 use axum::http::header;
@@ -54,17 +54,4 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<impl Int
         )],
         text,
     ))
-}
-
-/// This API's OpenAPI document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "system",
-    responses((status = 200, description = "OpenAPI document", body = Object)),
-    security(("bearer" = []))
-)]
-pub(crate) async fn openapi() -> impl IntoResponse {
-    Json(super::openapi::document())
 }

@@ -16,6 +16,7 @@ use super::config::MongoConfig;
 #[cfg(feature = "fixtures")]
 use super::convert::record_to_document;
 use super::convert::{bson_to_value, document_to_record};
+use super::error::mongo;
 use super::filter::{check_collection, check_database, check_field, dataset_filter};
 use super::source::MongoSource;
 #[cfg(feature = "fixtures")]
@@ -36,13 +37,6 @@ const LOAD_BATCH: u64 = 10_000;
 pub struct MongoConnection {
     client: Client,
     config: MongoConfig,
-}
-
-pub(super) fn mongo(context: impl Into<String>, source: mongodb::error::Error) -> Error {
-    Error::Mongo {
-        context: context.into(),
-        source,
-    }
 }
 
 impl MongoConnection {

@@ -4,7 +4,7 @@ use futures::stream::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
-use super::connection::mongo;
+use super::error::mongo;
 use crate::error::Result;
 
 /// Documents matching `filter`. A whole collection is counted from the storage statistics

@@ -15,6 +15,7 @@ mod config;
 mod connection;
 pub mod convert;
 mod count;
+mod error;
 mod filter;
 mod source;
 

@@ -8,8 +8,8 @@ use ldd_core::{
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
-use super::connection::mongo;
 use super::convert::{bson_to_bound, document_to_record};
+use super::error::mongo;
 use super::filter::{chunk_filter, dataset_filter, projection};
 use crate::error::{Error, Result};
 
