@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use ldd_core::checkpoint::SqliteCheckpoints;
 use rusqlite::{params, OptionalExtension};
 
 use super::connections::ConnectionSpec;
@@ -34,24 +35,6 @@ CREATE TABLE IF NOT EXISTS exports (
 );
 CREATE INDEX IF NOT EXISTS exports_by_state ON exports(state);
 CREATE INDEX IF NOT EXISTS exports_by_created ON exports(created_at);
-CREATE TABLE IF NOT EXISTS checkpoint_exports (
-    id     TEXT PRIMARY KEY,
-    record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoint_runs (
-    id            TEXT NOT NULL,
-    first_attempt INTEGER NOT NULL,
-    last_attempt  INTEGER NOT NULL,
-    writer_slots  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS checkpoint_runs_by_id ON checkpoint_runs(id);
-CREATE TABLE IF NOT EXISTS checkpoint_chunks (
-    id        TEXT NOT NULL,
-    chunk_id  INTEGER NOT NULL,
-    committed INTEGER NOT NULL,
-    manifest  TEXT NOT NULL,
-    PRIMARY KEY (id, chunk_id)
-);
 ";
 
 /// What can go wrong with the state file.
@@ -80,6 +63,9 @@ pub(crate) enum StoreError {
         /// Its version.
         found: i64,
     },
+    /// The checkpoint tables could not be prepared.
+    #[error("state file: {0}")]
+    Checkpoint(#[from] ldd_core::Error),
     /// The blocking task did not finish.
     #[error("state file task failed: {0}")]
     Task(String),
@@ -95,6 +81,7 @@ impl From<StoreError> for ApiError {
 #[derive(Clone)]
 pub(crate) struct Store {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    checkpoints: SqliteCheckpoints,
     path: PathBuf,
 }
 
@@ -132,8 +119,11 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let checkpoints = SqliteCheckpoints::on(conn.clone())?;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
+            checkpoints,
             path,
         })
     }
@@ -226,114 +216,9 @@ impl Store {
         .await
     }
 
-    /// Records an export's checkpoint header (its identity and plan).
-    pub(crate) async fn save_checkpoint_export(
-        &self,
-        id: &str,
-        record: &ldd_core::ExportRecord,
-    ) -> Result<(), StoreError> {
-        let (id, text) = (id.to_owned(), serde_json::to_string(record)?);
-        self.call(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO checkpoint_exports(id, record) VALUES (?1, ?2)",
-                params![id, text],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records that a run of an export starts.
-    pub(crate) async fn save_checkpoint_run(
-        &self,
-        id: &str,
-        run: &ldd_core::RunRecord,
-    ) -> Result<(), StoreError> {
-        let (id, run) = (id.to_owned(), *run);
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO checkpoint_runs(id, first_attempt, last_attempt, writer_slots)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, run.first_attempt, run.last_attempt, run.writer_slots],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records a chunk as committing (`committed = false`) or committed. A committed chunk
-    /// stays committed.
-    pub(crate) async fn save_checkpoint_chunk(
-        &self,
-        id: &str,
-        chunk: &ldd_core::ChunkManifest,
-        committed: bool,
-    ) -> Result<(), StoreError> {
-        let (id, chunk_id, text) = (id.to_owned(), chunk.chunk_id, serde_json::to_string(chunk)?);
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO checkpoint_chunks(id, chunk_id, committed, manifest)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(id, chunk_id) DO UPDATE SET committed = excluded.committed,
-                     manifest = excluded.manifest
-                 WHERE checkpoint_chunks.committed = 0",
-                params![id, chunk_id, committed, text],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// An export's checkpoint, if it got as far as planning.
-    pub(crate) async fn load_checkpoint(
-        &self,
-        id: &str,
-    ) -> Result<Option<ldd_core::Checkpoint>, StoreError> {
-        let id = id.to_owned();
-        self.call(move |c| {
-            let record = c
-                .query_row(
-                    "SELECT record FROM checkpoint_exports WHERE id = ?1",
-                    [&id],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?;
-            let Some(record) = record else {
-                return Ok(None);
-            };
-            let mut stmt = c.prepare(
-                "SELECT first_attempt, last_attempt, writer_slots FROM checkpoint_runs WHERE id = ?1",
-            )?;
-            let runs = stmt
-                .query_map([&id], |r| {
-                    Ok(ldd_core::RunRecord {
-                        first_attempt: r.get(0)?,
-                        last_attempt: r.get(1)?,
-                        writer_slots: r.get(2)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut stmt = c.prepare(
-                "SELECT committed, manifest FROM checkpoint_chunks WHERE id = ?1 ORDER BY chunk_id",
-            )?;
-            let chunks = stmt
-                .query_map([&id], |r| Ok((r.get::<_, bool>(0)?, r.get::<_, String>(1)?)))?
-                .map(|row| {
-                    let (committed, text) = row?;
-                    Ok((committed, serde_json::from_str(&text)?))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let (next_attempt, writer_slots) = ldd_core::checkpoint::fold_runs(&runs);
-            let (committed, in_doubt) = ldd_core::checkpoint::settle_chunks(chunks);
-            Ok(Some(ldd_core::Checkpoint {
-                export: serde_json::from_str(&record)?,
-                committed,
-                in_doubt,
-                next_attempt,
-                writer_slots,
-            }))
-        })
-        .await
+    /// The exports' checkpoints, in the same file (ldd-core's tables).
+    pub(crate) fn checkpoints(&self) -> &SqliteCheckpoints {
+        &self.checkpoints
     }
 
     /// Whether an export id is taken.

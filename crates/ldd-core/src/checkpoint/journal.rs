@@ -188,14 +188,14 @@ impl CheckpointStore for JournalFile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::chunk::{ExportPlan, PlanStrategy};
     use crate::format::Format;
     use crate::sink::Delivery;
 
-    fn record() -> ExportRecord {
+    pub(crate) fn record() -> ExportRecord {
         ExportRecord {
             export_id: "e1".into(),
             topic: "t".into(),
@@ -214,7 +214,7 @@ mod tests {
         }
     }
 
-    fn chunk(id: u32, attempt: u32) -> ChunkManifest {
+    pub(crate) fn chunk(id: u32, attempt: u32) -> ChunkManifest {
         ChunkManifest {
             chunk_id: id,
             attempt,
@@ -228,7 +228,7 @@ mod tests {
         }
     }
 
-    fn run(first: u32, slots: u32) -> RunRecord {
+    pub(crate) fn run(first: u32, slots: u32) -> RunRecord {
         RunRecord {
             first_attempt: first,
             last_attempt: first + 2,

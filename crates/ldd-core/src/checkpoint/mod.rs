@@ -13,8 +13,12 @@
 //! function that drives an export through a store.
 
 mod journal;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use journal::JournalFile;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteCheckpoint, SqliteCheckpoints};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

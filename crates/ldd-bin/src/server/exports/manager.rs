@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ldd_core::CheckpointStore;
 use tokio::sync::{Notify, Semaphore};
 
 pub(crate) use super::handle::{now, ExportHandle};
@@ -176,7 +177,14 @@ impl ExportManager {
                 status.state.as_str()
             )));
         }
-        let point = self.store.load_checkpoint(id).await?.ok_or_else(|| {
+        let point = self
+            .store
+            .checkpoints()
+            .export(id)
+            .load()
+            .await
+            .map_err(|e| ApiError::from_core("reading the checkpoint", e))?
+            .ok_or_else(|| {
             ApiError::Conflict(format!(
                 "export `{id}` stopped before it had a plan: nothing to resume; start it again with POST /v1/exports"
             ))

@@ -1,7 +1,6 @@
 //! Exports run by the server: the request and status types, validation, the background
 //! manager and the runner.
 
-mod checkpoint;
 pub(crate) mod handle;
 pub(crate) mod job;
 pub(crate) mod manager;

@@ -12,7 +12,6 @@ use ldd_core::{
 use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::KafkaSink;
 
-use super::checkpoint::ServerCheckpoint;
 use super::handle::{now, ExportHandle};
 use super::job::ExportJob;
 use super::metered::MeteredSink;
@@ -208,10 +207,7 @@ async fn drive(manager: &RunContext, handle: &Arc<ExportHandle>, job: &ExportJob
     };
     // The library drives plan, checkpoint and resume; the state file is its store, so a
     // resumed export picks up exactly where the checkpoint says.
-    let checkpoint = Arc::new(ServerCheckpoint {
-        store: manager.store.clone(),
-        id: job.id.clone(),
-    });
+    let checkpoint = Arc::new(manager.store.checkpoints().export(job.id.clone()));
     let result = export_resumable(parts, &job.partitioner, checkpoint).await;
     drop(permit);
     let manifest = match result {
