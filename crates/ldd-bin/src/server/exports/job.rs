@@ -3,7 +3,7 @@
 use ldd_core::{
     DatasetSpec, ExportOptions, FieldEquals, JobCountPartitioner, RetryPolicy, TimeRange, Value,
 };
-use ldd_sink_kafka::KafkaSinkConfig;
+use ldd_sink_kafka::{KafkaClient, KafkaSinkConfig};
 
 use super::model::{DatasetBody, DeliveryName, ExportRequest, Origin, TimeRangeBody};
 use crate::server::config::ExportDefaults;
@@ -141,8 +141,18 @@ impl ExportJob {
         options
             .validate()
             .map_err(|e| ApiError::from_core("checking the options", e))?;
+        // The server's client properties (credentials) go only to its configured brokers:
+        // a request naming other brokers could otherwise send them anywhere.
+        let properties = if defaults.brokers.as_deref() == Some(brokers.as_str()) {
+            defaults.kafka_properties.clone()
+        } else {
+            Default::default()
+        };
         let sink = KafkaSinkConfig {
-            brokers,
+            client: KafkaClient {
+                brokers,
+                properties,
+            },
             topic: request.destination.topic.clone(),
             create_partitions: Some(partitions),
             compression: compression.into(),
