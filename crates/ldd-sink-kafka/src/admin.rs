@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
-use crate::client::KafkaClient;
+use crate::client::{consumer_failure, ClientErrors, KafkaClient};
 use crate::error::{Error, Result};
 
 /// Talks to the cluster about topics. Cheap to create; holds no connection.
@@ -37,12 +37,14 @@ impl TopicAdmin {
         let cfg = self.client_config();
         let (topic, timeout) = (topic.to_owned(), self.timeout);
         blocking(move || {
-            let consumer: BaseConsumer = cfg
-                .create()
+            let consumer: BaseConsumer<ClientErrors> = cfg
+                .create_with_context(ClientErrors::default())
                 .map_err(|e| Error::kafka("creating a metadata client", e))?;
             let metadata = consumer
                 .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| Error::kafka(format!("reading metadata of topic `{topic}`"), e))?;
+                .map_err(|e| {
+                    consumer_failure(&consumer, format!("reading metadata of topic `{topic}`"), e)
+                })?;
             let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 return Ok(None);
             };

@@ -10,7 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
 
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
@@ -323,6 +328,64 @@ impl KafkaClient {
         )
     }
 }
+
+/// A client context that remembers why the cluster refused the client's credentials.
+///
+/// librdkafka reports a refused login only to the error callback and keeps retrying; the
+/// call that then times out says "broker transport failure" or "all brokers down". Clients
+/// that make the first call of a command (the metadata and manifest-topic readers) use this
+/// context, so that the error names the cause instead.
+#[derive(Default)]
+pub(crate) struct ClientErrors {
+    authentication: Mutex<Option<String>>,
+}
+
+impl ClientErrors {
+    /// `Error::Authentication` when the cluster refused the credentials, else the error.
+    pub(crate) fn error(&self, context: impl Into<String>, source: KafkaError) -> Error {
+        let refused = self
+            .authentication
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match refused {
+            Some(reason) => Error::Authentication {
+                context: context.into(),
+                reason,
+            },
+            None => Error::kafka(context, source),
+        }
+    }
+}
+
+/// The error of a failed call of `consumer`: [`ClientErrors::error`], after serving the
+/// client's pending events (librdkafka hands errors to the context only while the client is
+/// polled). The caller is failing anyway, so a message this poll might return is dropped.
+pub(crate) fn consumer_failure(
+    consumer: &BaseConsumer<ClientErrors>,
+    context: impl Into<String>,
+    source: KafkaError,
+) -> Error {
+    let _ = consumer.poll(Duration::from_millis(100));
+    consumer.context().error(context, source)
+}
+
+impl ClientContext for ClientErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let refused = error.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication)
+            || reason.contains("SASL authentication")
+            || reason.contains("SSL handshake failed");
+        if refused {
+            *self
+                .authentication
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for ClientErrors {}
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::admin::{blocking, TopicAdmin};
-use crate::client::KafkaClient;
+use crate::client::{consumer_failure, ClientErrors, KafkaClient};
 use crate::error::{Error, Result};
 
 /// Default name of the manifest topic.
@@ -226,10 +226,14 @@ pub async fn publish_manifest(
 }
 
 /// A consumer of the manifest topic's one partition, from its beginning.
-fn manifest_reader(client: &KafkaClient, topic: &str, what: &str) -> Result<BaseConsumer> {
-    let consumer: BaseConsumer = client
+fn manifest_reader(
+    client: &KafkaClient,
+    topic: &str,
+    what: &str,
+) -> Result<BaseConsumer<ClientErrors>> {
+    let consumer: BaseConsumer<ClientErrors> = client
         .manifest_reader_config()
-        .create()
+        .create_with_context(ClientErrors::default())
         .map_err(|e| Error::kafka(format!("creating the {what}"), e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
@@ -241,11 +245,11 @@ fn manifest_reader(client: &KafkaClient, topic: &str, what: &str) -> Result<Base
 }
 
 /// The manifest topic's high watermark (the offset after its newest message).
-fn high_watermark(consumer: &BaseConsumer, topic: &str) -> Result<i64> {
+fn high_watermark(consumer: &BaseConsumer<ClientErrors>, topic: &str) -> Result<i64> {
     consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(15))
         .map(|(_, high)| high)
-        .map_err(|e| Error::kafka(format!("reading topic `{topic}`"), e))
+        .map_err(|e| consumer_failure(consumer, format!("reading topic `{topic}`"), e))
 }
 
 /// Finds the newest manifest of `export_id` in the manifest topic.

@@ -18,6 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::verify::{checks_for, parse_headers, ChunkCheck, Problem};
 use super::{Hooks, PartitionReport, ReadBackConfig};
+use crate::client::{consumer_failure, ClientErrors};
 use crate::error::{Error, Result};
 
 /// What one partition yielded.
@@ -119,11 +120,14 @@ impl<'a> PartitionState<'a> {
 }
 
 /// A read-back consumer of `export_id` (assign only: no group membership, no commits).
-pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Result<BaseConsumer> {
+pub(super) fn readback_consumer(
+    config: &ReadBackConfig,
+    export_id: &str,
+) -> Result<BaseConsumer<ClientErrors>> {
     config
         .client
         .readback_config(config, export_id)
-        .create()
+        .create_with_context(ClientErrors::default())
         .map_err(|e| Error::kafka("creating a read-back consumer", e))
 }
 
@@ -132,7 +136,7 @@ pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Res
 /// Closing a consumer can wait ~100 ms for its broker threads (a third of a 1M-record
 /// read); nothing the caller needs depends on it. Should that thread not start, the
 /// closure (and the consumer) is dropped here.
-pub(super) fn close_in_background(consumer: BaseConsumer) {
+pub(super) fn close_in_background(consumer: BaseConsumer<ClientErrors>) {
     let _ = std::thread::Builder::new()
         .name("ldd-readback-close".into())
         .spawn(move || drop(consumer));
@@ -149,7 +153,10 @@ impl GroupReader<'_> {
 
     /// Reads the group with `consumer`, which is assigned exactly the group's partitions
     /// (replacing any earlier assignment) and left paused on the finished ones.
-    pub(super) fn read_with(self, consumer: &BaseConsumer) -> Result<Vec<PartitionOutcome>> {
+    pub(super) fn read_with(
+        self,
+        consumer: &BaseConsumer<ClientErrors>,
+    ) -> Result<Vec<PartitionOutcome>> {
         let topic = self.target.topic;
         let mut states = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
@@ -158,7 +165,11 @@ impl GroupReader<'_> {
             let (low, high) = consumer
                 .fetch_watermarks(topic, p.partition as i32, Duration::from_secs(15))
                 .map_err(|e| {
-                    Error::kafka(format!("reading watermarks of {topic}/{}", p.partition), e)
+                    consumer_failure(
+                        consumer,
+                        format!("reading watermarks of {topic}/{}", p.partition),
+                        e,
+                    )
                 })?;
             if low > p.first_offset {
                 state.outcome.problems.push(Problem::Truncated {
