@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cluster.create_topic("example", 8, 1)?;
 
     let sink = KafkaSink::connect(KafkaSinkConfig {
-        brokers: cluster.bootstrap_servers(),
+        client: cluster.bootstrap_servers().into(),
         topic: "example".into(),
         ..Default::default()
     })

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cluster.create_topic("followed", 8, 1)?;
     let brokers = cluster.bootstrap_servers();
     let sink = KafkaSink::connect(KafkaSinkConfig {
-        brokers: brokers.clone(),
+        client: brokers.clone().into(),
         topic: "followed".into(),
         ..Default::default()
     })

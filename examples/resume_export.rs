@@ -88,7 +88,7 @@ async fn parts(
     control: ExportControl,
 ) -> Result<ExportParts, ldd_sink_kafka::Error> {
     let sink = KafkaSink::connect(KafkaSinkConfig {
-        brokers: brokers.into(),
+        client: brokers.into(),
         topic: TOPIC.into(),
         ..Default::default()
     })

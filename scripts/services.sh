@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, starts, checks and stops the real services that ldd's tests and benchmarks use:
-# Apache Kafka (single node, KRaft), FerretDB (MongoDB wire protocol, SQLite backend),
+# Apache Kafka (single node, KRaft; a PLAINTEXT listener and a SASL_PLAINTEXT one with
+# mechanism PLAIN and a test user whose password is random at every start), FerretDB (MongoDB wire protocol, SQLite backend),
 # InfluxDB 1.8 with Flux and InfluxDB 2.7 (tokens, organisations, buckets). Everything listens
 # on 127.0.0.1 on fixed, non-default ports.
 #
@@ -41,6 +42,9 @@ INFLUX_PKG_CONFIG_VERSION=v0.2.7
 
 KAFKA_PORT=19092
 KAFKA_CONTROLLER_PORT=19093
+# SASL_PLAINTEXT (mechanism PLAIN) on loopback, for the tests of client security settings.
+KAFKA_SASL_PORT=19094
+KAFKA_SASL_USER=ldd
 MONGO_PORT=37017
 MONGO_DEBUG_PORT=37018
 INFLUX_PORT=18086
@@ -82,7 +86,7 @@ main_port() {
 }
 ports() {
   case "$1" in
-    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
+    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $KAFKA_SASL_PORT" ;;
     mongo) echo "$MONGO_PORT $MONGO_DEBUG_PORT" ;;
     influx) echo "$INFLUX_PORT $INFLUX_RPC_PORT" ;;
     influx2) echo "$INFLUX2_PORT" ;;
@@ -306,6 +310,16 @@ kafka_metadata_ok() {
     --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
 }
 
+# The SASL test user's password and a client config using it (both made at start, mode 600).
+kafka_sasl_password_file() { echo "$RUN_DIR/kafka/sasl-password"; }
+kafka_sasl_client_config() { echo "$RUN_DIR/kafka/sasl-client.properties"; }
+
+# The SASL listener answers metadata to the test user.
+kafka_sasl_metadata_ok() {
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_SASL_PORT" \
+    --command-config "$(kafka_sasl_client_config)" --list >/dev/null 2>&1
+}
+
 # A cluster id as Kafka makes them: 16 random bytes, URL-safe base64, no padding, no leading '-'.
 kafka_cluster_id() {
   local id
@@ -316,18 +330,31 @@ kafka_cluster_id() {
   echo "$id"
 }
 
-# Writes the broker's configuration into its directory.
+# Writes the broker's configuration into its directory, with a new random password for the
+# SASL test user (the files holding it are readable by this user only).
 kafka_config() { # dir
-  local dir="$1"
-  cat >"$dir/server.properties" <<PROPS
+  local dir="$1" password
+  password="$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  local jaas="org.apache.kafka.common.security.plain.PlainLoginModule required"
+  (
+    umask 077
+    echo "$password" >"$(kafka_sasl_password_file)"
+    cat >"$(kafka_sasl_client_config)" <<PROPS
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=$jaas username="$KAFKA_SASL_USER" password="$password";
+PROPS
+    cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas user_$KAFKA_SASL_USER="$password";
 log.dirs=$dir/data
 num.partitions=4
 auto.create.topics.enable=true
@@ -344,6 +371,7 @@ message.max.bytes=67108864
 replica.fetch.max.bytes=67108864
 log.retention.hours=24
 PROPS
+  )
   # Kafka 4 logs through log4j2 (slf4j binding in scripts/kafka/pom.xml); stdout goes to the log.
   cat >"$dir/log4j2.properties" <<PROPS
 rootLogger.level=INFO
@@ -397,9 +425,11 @@ start_kafka() { # [fresh|revive]
     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$dir/server.properties"
   wait_healthy kafka "$deadline" "port $KAFKA_PORT" port_open "$KAFKA_PORT"
   wait_healthy kafka "$deadline" "metadata (TopicCommand --list)" kafka_metadata_ok
+  wait_healthy kafka "$deadline" "SASL metadata (TopicCommand --list on $KAFKA_SASL_PORT)" \
+    kafka_sasl_metadata_ok
   local version
   version="$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$(log_file kafka)" | tail -n 1)"
-  log "kafka: up, Apache Kafka ${version:-?} (KRaft broker+controller) on 127.0.0.1:$KAFKA_PORT"
+  log "kafka: up, Apache Kafka ${version:-?} (KRaft broker+controller) on 127.0.0.1:$KAFKA_PORT, SASL_PLAINTEXT (PLAIN, user $KAFKA_SASL_USER) on 127.0.0.1:$KAFKA_SASL_PORT"
 }
 
 # ---------------------------------------------------------------- ferretdb
@@ -691,6 +721,13 @@ cmd_status() {
 
 cmd_env() {
   echo "export LDD_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+  # The SASL_PLAINTEXT listener and its test user (the password is made at start; gone with
+  # `stop`).
+  echo "export LDD_TEST_KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT"
+  echo "export LDD_TEST_KAFKA_SASL_USERNAME=$KAFKA_SASL_USER"
+  if [ -r "$(kafka_sasl_password_file)" ]; then
+    printf 'export LDD_TEST_KAFKA_SASL_PASSWORD=%q\n' "$(cat "$(kafka_sasl_password_file)")"
+  fi
   echo "export LDD_TEST_MONGO_URL=mongodb://127.0.0.1:$MONGO_PORT/"
   echo "export LDD_TEST_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT"
   echo "export LDD_TEST_INFLUX2_URL=http://127.0.0.1:$INFLUX2_PORT"

@@ -141,3 +141,42 @@ pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("expected key=value, got `{s}`"))
 }
+
+/// Client properties of the Kafka cluster, given to every Kafka client ldd starts.
+#[derive(Clone, Default, Args)]
+pub(crate) struct KafkaClientArgs {
+    /// librdkafka property of every Kafka client ldd starts (producers, consumers, admin,
+    /// manifest topic), `key=value`, repeatable: security (`security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=PLAIN`, `sasl.username=...`, `sasl.password=...`, `ssl.*`) and any
+    /// other client setting. LDD_KAFKA_PROPERTIES holds them separated by `;`: prefer it
+    /// for secrets, flags show in process lists.
+    #[arg(
+        long = "kafka-property",
+        env = "LDD_KAFKA_PROPERTIES",
+        hide_env_values = true,
+        value_delimiter = ';',
+        value_parser = parse_key_value
+    )]
+    pub(crate) kafka_properties: Vec<(String, String)>,
+}
+
+impl KafkaClientArgs {
+    /// The client of the cluster at `brokers` with these properties.
+    pub(crate) fn client(&self, brokers: impl Into<String>) -> ldd_sink_kafka::KafkaClient {
+        ldd_sink_kafka::KafkaClient::new(brokers).with_properties(self.kafka_properties.clone())
+    }
+}
+
+/// Secrets stay out of debug output.
+impl std::fmt::Debug for KafkaClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: std::collections::BTreeMap<String, String> =
+            self.kafka_properties.iter().cloned().collect();
+        f.debug_struct("KafkaClientArgs")
+            .field(
+                "kafka_properties",
+                &ldd_sink_kafka::client::redacted(&properties),
+            )
+            .finish()
+    }
+}

@@ -304,7 +304,7 @@ async fn ferretdb_through_the_original_endpoints_and_v1() {
     let manifest = s.manifest(accepted["id"].as_str().unwrap()).await;
     assert!(manifest.transactional);
     let published = ldd_sink_kafka::manifest_topic::fetch_manifest(
-        &s.brokers,
+        &s.brokers.as_str().into(),
         &s.manifest_topic,
         &manifest.export_id,
     )

@@ -368,7 +368,9 @@ fn manifest_topic_entries(brokers: &str, topic: &str, id: &str) -> Vec<FeedEntry
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let feed = runtime
             .block_on(ldd_sink_kafka::manifest_topic::tail_feed(
-                &brokers, &topic, &id,
+                &brokers.as_str().into(),
+                &topic,
+                &id,
             ))
             .unwrap();
         let mut entries = Vec::new();

@@ -538,9 +538,13 @@ async fn v1_export_runs_in_the_background_and_verifies() {
     assert_eq!(manifest.total_records, SENSOR_RECORDS);
     let served = manifest_of(&s.get(&format!("/v1/exports/{id}/manifest")).await.json());
     assert_eq!(served, manifest);
-    let published = ldd_sink_kafka::manifest_topic::fetch_manifest(&s.brokers, MANIFEST_TOPIC, &id)
-        .await
-        .unwrap();
+    let published = ldd_sink_kafka::manifest_topic::fetch_manifest(
+        &s.brokers.as_str().into(),
+        MANIFEST_TOPIC,
+        &id,
+    )
+    .await
+    .unwrap();
     assert_eq!(published, manifest);
     verify(&s, manifest).await;
 

@@ -8,39 +8,28 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
+use crate::client::{consumer_failure, ClientErrors, KafkaClient};
 use crate::error::{Error, Result};
 
 /// Talks to the cluster about topics. Cheap to create; holds no connection.
 #[derive(Debug, Clone)]
 pub struct TopicAdmin {
-    brokers: String,
+    client: KafkaClient,
     timeout: Duration,
-    extra: Vec<(String, String)>,
 }
 
 impl TopicAdmin {
-    /// An admin for the cluster at `brokers`.
-    pub fn new(brokers: impl Into<String>) -> Self {
+    /// An admin for the cluster `client` names (a broker string is a client without
+    /// properties).
+    pub fn new(client: impl Into<KafkaClient>) -> Self {
         TopicAdmin {
-            brokers: brokers.into(),
+            client: client.into(),
             timeout: Duration::from_secs(15),
-            extra: Vec::new(),
         }
-    }
-
-    /// Extra librdkafka properties (e.g. security settings) for admin clients.
-    pub fn with_properties(mut self, props: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.extra.extend(props);
-        self
     }
 
     fn client_config(&self) -> ClientConfig {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.brokers);
-        for (k, v) in &self.extra {
-            cfg.set(k, v);
-        }
-        cfg
+        self.client.admin_config()
     }
 
     /// The topic's partition count, or `None` when it does not exist.
@@ -48,12 +37,14 @@ impl TopicAdmin {
         let cfg = self.client_config();
         let (topic, timeout) = (topic.to_owned(), self.timeout);
         blocking(move || {
-            let consumer: BaseConsumer = cfg
-                .create()
+            let consumer: BaseConsumer<ClientErrors> = cfg
+                .create_with_context(ClientErrors::default())
                 .map_err(|e| Error::kafka("creating a metadata client", e))?;
             let metadata = consumer
                 .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| Error::kafka(format!("reading metadata of topic `{topic}`"), e))?;
+                .map_err(|e| {
+                    consumer_failure(&consumer, format!("reading metadata of topic `{topic}`"), e)
+                })?;
             let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 return Ok(None);
             };

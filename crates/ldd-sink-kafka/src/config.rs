@@ -1,4 +1,5 @@
-//! Producer configuration: validated without I/O, then turned into a librdkafka config.
+//! Sink configuration: validated without I/O, then turned into a librdkafka config by
+//! [`KafkaClient::producer_config`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::client::is_secret_property;
+use crate::client::{check_passthrough, redacted, KafkaClient};
 use crate::error::{Error, Result};
 pub use ldd_core::Delivery;
 
@@ -66,12 +69,13 @@ pub enum MessageKey {
     None,
 }
 
-/// How the Kafka sink produces. `Debug` hides passthrough values that look like secrets.
+/// How the Kafka sink produces. `Debug` hides values that look like secrets.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSinkConfig {
-    /// Bootstrap servers, `host:port[,host:port...]`.
-    pub brokers: String,
+    /// The cluster and its client settings (security included), used by every client the
+    /// sink starts: producers, admin, visibility probe.
+    pub client: KafkaClient,
     /// Destination topic.
     pub topic: String,
     /// Create the topic with this many partitions when it does not exist.
@@ -106,14 +110,16 @@ pub struct KafkaSinkConfig {
     /// How long a message may take to be delivered before its chunk fails.
     #[serde(with = "millis")]
     pub delivery_timeout: Duration,
-    /// Any other librdkafka producer property, passed through as is (wins over the above).
+    /// Any other librdkafka property of the producer only, passed through as is (wins over
+    /// the above). Connection settings (`security.protocol`, `sasl.*`, `ssl.*`) belong in
+    /// [`KafkaClient::properties`], so that every client gets them; they are refused here.
     pub librdkafka: BTreeMap<String, String>,
 }
 
 impl Default for KafkaSinkConfig {
     fn default() -> Self {
         KafkaSinkConfig {
-            brokers: "127.0.0.1:9092".into(),
+            client: KafkaClient::default(),
             topic: String::new(),
             create_partitions: None,
             replication_factor: 1,
@@ -131,30 +137,10 @@ impl Default for KafkaSinkConfig {
     }
 }
 
-/// Whether a librdkafka property holds a secret (passwords, keys, JAAS configs, tokens).
-pub fn is_secret_property(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "jaas", "token", "key.pem", "private"]
-        .iter()
-        .any(|needle| key.contains(needle))
-}
-
 impl fmt::Debug for KafkaSinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let passthrough: BTreeMap<&str, &str> = self
-            .librdkafka
-            .iter()
-            .map(|(k, v)| {
-                let shown = if is_secret_property(k) {
-                    "***"
-                } else {
-                    v.as_str()
-                };
-                (k.as_str(), shown)
-            })
-            .collect();
         f.debug_struct("KafkaSinkConfig")
-            .field("brokers", &self.brokers)
+            .field("client", &self.client)
             .field("topic", &self.topic)
             .field("create_partitions", &self.create_partitions)
             .field("compression", &self.compression)
@@ -162,7 +148,7 @@ impl fmt::Debug for KafkaSinkConfig {
             .field("transaction_timeout", &self.transaction_timeout)
             .field("linger_ms", &self.linger_ms)
             .field("batch_size", &self.batch_size)
-            .field("librdkafka", &passthrough)
+            .field("librdkafka", &redacted(&self.librdkafka))
             .finish_non_exhaustive()
     }
 }
@@ -177,11 +163,7 @@ const RESERVED: &[&str] = &[
 impl KafkaSinkConfig {
     /// Checks the configuration without I/O; the message says what to fix.
     pub fn validate(&self) -> Result<()> {
-        if self.brokers.trim().is_empty() {
-            return Err(Error::Config(
-                "no brokers given; set brokers to host:port[,host:port]".into(),
-            ));
-        }
+        self.client.validate()?;
         validate_topic_name(&self.topic)?;
         if self.create_partitions == Some(0) {
             return Err(Error::Config(
@@ -224,6 +206,7 @@ impl KafkaSinkConfig {
                 )));
             }
         }
+        check_passthrough("producer", &self.librdkafka)?;
         if let Some(acks) = self.librdkafka.get("acks") {
             if acks != "all" && acks != "-1" {
                 return Err(Error::Config(format!(
@@ -234,44 +217,10 @@ impl KafkaSinkConfig {
         Ok(())
     }
 
-    /// The librdkafka producer configuration (validate first).
+    /// The librdkafka producer configuration (validate first): see
+    /// [`KafkaClient::producer_config`].
     pub fn producer_config(&self, transactional_id: Option<&str>) -> ClientConfig {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", self.compression.as_str())
-            .set("linger.ms", self.linger_ms.to_string())
-            .set("batch.size", self.batch_size.to_string())
-            // The byte budget, not librdkafka's queue, is the backpressure; keep the queue
-            // large enough that it never refuses a message the budget admitted.
-            .set("queue.buffering.max.messages", "2000000")
-            .set(
-                "queue.buffering.max.kbytes",
-                (self.max_in_flight_bytes / 1024 * 2).to_string(),
-            )
-            .set(
-                "message.max.bytes",
-                (16 * 1024 * 1024 + 64 * 1024).to_string(),
-            )
-            .set(
-                "delivery.timeout.ms",
-                self.message_timeout(transactional_id.is_some())
-                    .as_millis()
-                    .to_string(),
-            )
-            // A missing topic must be an error, not silently created with broker defaults.
-            .set("allow.auto.create.topics", "false");
-        if let Some(id) = transactional_id {
-            cfg.set("transactional.id", id).set(
-                "transaction.timeout.ms",
-                self.transaction_timeout.as_millis().to_string(),
-            );
-        }
-        for (k, v) in &self.librdkafka {
-            cfg.set(k, v);
-        }
-        cfg
+        self.client.producer_config(self, transactional_id)
     }
 
     /// How long one message may take to be delivered: librdkafka requires it not to exceed

@@ -21,6 +21,17 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// The cluster refused the client's credentials (SASL or TLS).
+    #[error(
+        "{context}: authentication failed, the cluster refused the credentials: {reason} \
+         (check security.protocol, sasl.* and ssl.* of the Kafka client properties)"
+    )]
+    Authentication {
+        /// What was being done.
+        context: String,
+        /// librdkafka's account of the refusal.
+        reason: String,
+    },
     /// The topic does not exist and creating it was not asked for.
     #[error("topic `{0}` does not exist; create it first or ask ldd to create it (e.g. `--partitions N`)")]
     UnknownTopic(String),
@@ -68,6 +79,7 @@ impl Error {
             ),
             Error::Task(_) => true,
             Error::Config(_)
+            | Error::Authentication { .. }
             | Error::UnknownTopic(_)
             | Error::Output(_)
             | Error::Parquet(_)

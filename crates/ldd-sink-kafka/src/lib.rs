@@ -17,6 +17,8 @@
 //!   exactly the dataset, also after failed attempts and a killed-then-resumed export.
 //!   [`Delivery::AtLeastOnce`] writes without transactions; failed attempts' messages then
 //!   stay inside the ranges, and only readers that skip them by header read exactly.
+//! - [`KafkaClient`] owns the cluster's client settings (brokers, security, any other
+//!   client property); every librdkafka configuration is built from it.
 //! - [`EmbeddedCluster`] wraps librdkafka's mock cluster for hermetic tests and the demo.
 //!
 //! ## Example
@@ -24,11 +26,17 @@
 //! use std::sync::Arc;
 //! use ldd_core::{export, ExportControl, ExportOptions, GeneratorConfig, GeneratorSource,
 //!     JobCountPartitioner};
-//! use ldd_sink_kafka::{readback, KafkaSink, KafkaSinkConfig};
+//! use ldd_sink_kafka::{manifest_topic, readback, KafkaClient, KafkaSink, KafkaSinkConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // One client: every producer, consumer and admin client of the export uses its settings.
+//! let client = KafkaClient::new("127.0.0.1:9092")
+//!     .with_property("security.protocol", "SASL_PLAINTEXT")
+//!     .with_property("sasl.mechanism", "PLAIN")
+//!     .with_property("sasl.username", "ldd")
+//!     .with_property("sasl.password", "secret");
 //! let sink = KafkaSink::connect(KafkaSinkConfig {
-//!     brokers: "127.0.0.1:9092".into(),
+//!     client: client.clone(),
 //!     topic: "iot".into(),
 //!     create_partitions: Some(8),
 //!     ..Default::default()
@@ -36,8 +44,9 @@
 //! let source = Arc::new(GeneratorSource::new(GeneratorConfig::default()));
 //! let manifest = export(source, Arc::new(sink), &JobCountPartitioner::default(),
 //!     ExportOptions::default(), ExportControl::default()).await?;
-//! let report = readback::read_back(&manifest, &readback::ReadBackConfig::new("127.0.0.1:9092"),
-//!     None)?;
+//! manifest_topic::publish_manifest(&client, manifest_topic::DEFAULT_MANIFEST_TOPIC, &manifest)
+//!     .await?;
+//! let report = readback::read_back(&manifest, &readback::ReadBackConfig::new(client), None)?;
 //! assert!(report.is_verified());
 //! # Ok(()) }
 //! ```
@@ -47,6 +56,7 @@
 //! run with `RUST_LOG=rdkafka=debug`.
 
 pub mod admin;
+pub mod client;
 pub mod config;
 mod delivery;
 pub mod embedded;
@@ -57,6 +67,7 @@ mod sink;
 mod visibility;
 
 pub use admin::TopicAdmin;
+pub use client::KafkaClient;
 pub use config::{Compression, Delivery, KafkaSinkConfig, MessageKey};
 pub use embedded::EmbeddedCluster;
 pub use error::{Error, Result};

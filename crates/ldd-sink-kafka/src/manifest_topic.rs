@@ -26,9 +26,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::admin::{blocking, TopicAdmin};
+use crate::client::{consumer_failure, ClientErrors, KafkaClient};
 use crate::error::{Error, Result};
 
 /// Default name of the manifest topic.
@@ -112,18 +113,16 @@ pub struct FeedPublisher {
 }
 
 impl FeedPublisher {
-    /// Connects to `brokers`, creating the one-partition manifest `topic` if needed.
-    pub async fn connect(brokers: &str, topic: &str) -> Result<Self> {
+    /// Connects to the cluster `client` names, creating the one-partition manifest `topic`
+    /// if needed.
+    pub async fn connect(client: &KafkaClient, topic: &str) -> Result<Self> {
+        client.validate()?;
         crate::config::validate_topic_name(topic)?;
-        TopicAdmin::new(brokers)
+        TopicAdmin::new(client.clone())
             .ensure_topic(topic, Some(1), 1)
             .await?;
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.max.bytes", "67108864")
+        let producer = client
+            .manifest_producer_config()
             .create()
             .map_err(|e| Error::kafka("creating the manifest producer", e))?;
         Ok(FeedPublisher {
@@ -216,20 +215,25 @@ impl FeedPublisher {
 }
 
 /// Publishes a manifest (creating the one-partition manifest topic if needed).
-pub async fn publish_manifest(brokers: &str, topic: &str, manifest: &Manifest) -> Result<()> {
-    Arc::new(FeedPublisher::connect(brokers, topic).await?)
+pub async fn publish_manifest(
+    client: &KafkaClient,
+    topic: &str,
+    manifest: &Manifest,
+) -> Result<()> {
+    Arc::new(FeedPublisher::connect(client, topic).await?)
         .finish(manifest)
         .await
 }
 
 /// A consumer of the manifest topic's one partition, from its beginning.
-fn manifest_reader(brokers: &str, topic: &str, what: &str) -> Result<BaseConsumer> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "ldd-manifest-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
+fn manifest_reader(
+    client: &KafkaClient,
+    topic: &str,
+    what: &str,
+) -> Result<BaseConsumer<ClientErrors>> {
+    let consumer: BaseConsumer<ClientErrors> = client
+        .manifest_reader_config()
+        .create_with_context(ClientErrors::default())
         .map_err(|e| Error::kafka(format!("creating the {what}"), e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
@@ -241,18 +245,23 @@ fn manifest_reader(brokers: &str, topic: &str, what: &str) -> Result<BaseConsume
 }
 
 /// The manifest topic's high watermark (the offset after its newest message).
-fn high_watermark(consumer: &BaseConsumer, topic: &str) -> Result<i64> {
+fn high_watermark(consumer: &BaseConsumer<ClientErrors>, topic: &str) -> Result<i64> {
     consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(15))
         .map(|(_, high)| high)
-        .map_err(|e| Error::kafka(format!("reading topic `{topic}`"), e))
+        .map_err(|e| consumer_failure(consumer, format!("reading topic `{topic}`"), e))
 }
 
 /// Finds the newest manifest of `export_id` in the manifest topic.
-pub async fn fetch_manifest(brokers: &str, topic: &str, export_id: &str) -> Result<Manifest> {
-    let (brokers, topic, export_id) = (brokers.to_owned(), topic.to_owned(), export_id.to_owned());
+pub async fn fetch_manifest(
+    client: &KafkaClient,
+    topic: &str,
+    export_id: &str,
+) -> Result<Manifest> {
+    client.validate()?;
+    let (client, topic, export_id) = (client.clone(), topic.to_owned(), export_id.to_owned());
     blocking(move || {
-        let consumer = manifest_reader(&brokers, &topic, "manifest reader")?;
+        let consumer = manifest_reader(&client, &topic, "manifest reader")?;
         let high = high_watermark(&consumer, &topic)?;
         let mut found = None;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -291,16 +300,17 @@ pub async fn fetch_manifest(brokers: &str, topic: &str, export_id: &str) -> Resu
 /// A failure that a later run of the export outlived (it was resumed) is not passed on: of
 /// the entries already in the topic when following starts, a `failed` one counts only when
 /// no other entry of the export comes after it.
-pub async fn tail_feed(brokers: &str, topic: &str, export_id: &str) -> Result<Feed> {
+pub async fn tail_feed(client: &KafkaClient, topic: &str, export_id: &str) -> Result<Feed> {
+    client.validate()?;
     crate::config::validate_topic_name(topic)?;
-    TopicAdmin::new(brokers)
+    TopicAdmin::new(client.clone())
         .ensure_topic(topic, Some(1), 1)
         .await?;
     // A small buffer: the follower keeps up, and a stalled follower stops the reading.
     let (tx, rx) = sync_channel(1024);
     let stop = Arc::new(AtomicBool::new(false));
     let tail = FeedTail {
-        brokers: brokers.to_owned(),
+        client: client.clone(),
         topic: topic.to_owned(),
         export_id: export_id.to_owned(),
         tx,
@@ -336,7 +346,7 @@ impl Drop for Feed {
 
 /// The thread of [`tail_feed`].
 struct FeedTail {
-    brokers: String,
+    client: KafkaClient,
     topic: String,
     export_id: String,
     tx: SyncSender<Result<FeedEntry>>,
@@ -351,7 +361,7 @@ impl FeedTail {
     }
 
     fn read(&self) -> Result<()> {
-        let consumer = manifest_reader(&self.brokers, &self.topic, "feed reader")?;
+        let consumer = manifest_reader(&self.client, &self.topic, "feed reader")?;
         // Entries before this offset were there when following started.
         let history_end = high_watermark(&consumer, &self.topic)?;
         let mut caught_up = history_end == 0;

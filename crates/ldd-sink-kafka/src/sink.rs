@@ -79,8 +79,7 @@ impl KafkaSink {
     /// starts the producer.
     pub async fn connect(config: KafkaSinkConfig) -> Result<Self> {
         config.validate()?;
-        let admin =
-            TopicAdmin::new(config.brokers.clone()).with_properties(security_properties(&config));
+        let admin = TopicAdmin::new(config.client.clone());
         let partitions = admin
             .ensure_topic(
                 &config.topic,
@@ -164,21 +163,6 @@ impl Drop for KafkaSink {
     }
 }
 
-/// Properties of the passthrough map that every client needs (security, address family).
-pub(crate) fn security_properties(config: &KafkaSinkConfig) -> Vec<(String, String)> {
-    config
-        .librdkafka
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("security.")
-                || k.starts_with("sasl.")
-                || k.starts_with("ssl.")
-                || k.as_str() == "broker.address.family"
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 fn create_producer(
     config: &KafkaSinkConfig,
     transactional_id: Option<&str>,
@@ -233,8 +217,7 @@ impl Sink for KafkaSink {
             return Ok(false);
         }
         let probe = crate::visibility::Probe {
-            brokers: self.config.brokers.clone(),
-            properties: security_properties(&self.config),
+            client: self.config.client.clone(),
             topic: self.config.topic.clone(),
             timeout: self.config.transaction_timeout + REPORT_GRACE,
         };

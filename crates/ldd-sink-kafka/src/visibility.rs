@@ -12,14 +12,14 @@ use ldd_core::sink::header;
 use ldd_core::ChunkManifest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
+use crate::client::KafkaClient;
 use crate::error::{Error, Result};
 
 /// Where to look.
 pub(crate) struct Probe {
-    pub(crate) brokers: String,
-    pub(crate) properties: Vec<(String, String)>,
+    pub(crate) client: KafkaClient,
     pub(crate) topic: String,
     /// How long the partition's last stable offset may stay below the chunk.
     pub(crate) timeout: Duration,
@@ -79,17 +79,9 @@ impl Probe {
     }
 
     fn consumer(&self) -> Result<BaseConsumer> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.brokers)
-            .set("group.id", "ldd-visibility-probe")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "latest");
-        for (k, v) in &self.properties {
-            cfg.set(k, v);
-        }
-        cfg.create()
+        self.client
+            .probe_config()
+            .create()
             .map_err(|e| Error::kafka("creating a consumer to check a chunk", e))
     }
 }

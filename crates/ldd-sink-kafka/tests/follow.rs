@@ -31,6 +31,7 @@ use ldd_core::{
 };
 use ldd_sink_kafka::manifest_topic::{fetch_manifest, tail_feed, FeedPublisher};
 use ldd_sink_kafka::readback::{follow, FollowOutcome, Problem, ReadBackConfig};
+use ldd_sink_kafka::KafkaClient;
 use ldd_sink_kafka::{EmbeddedCluster, Error, KafkaSink, KafkaSinkConfig};
 
 /// How long any one wait of these tests may take before it counts as a hang.
@@ -55,7 +56,7 @@ async fn run_export(
         .create_topic(topic, partitions as i32, 1)
         .expect("data topic created");
     let sink = KafkaSink::connect(KafkaSinkConfig {
-        brokers: cluster.bootstrap_servers(),
+        client: cluster.bootstrap_servers().into(),
         topic: topic.into(),
         create_partitions: Some(partitions),
         linger_ms: 5,
@@ -436,7 +437,7 @@ async fn a_feed_without_a_manifest_fails() {
 async fn manifest_topic_feed_round_trip() {
     const RECORDS: u64 = 4_000;
     let cluster = EmbeddedCluster::start(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let brokers = KafkaClient::new(cluster.bootstrap_servers());
     let data = random_topic("data");
     let manifests = random_topic("manifests");
     let (a, b, c) = ("feed-a", "feed-b", "feed-c");

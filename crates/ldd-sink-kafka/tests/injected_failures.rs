@@ -255,7 +255,7 @@ async fn export_with_faults(
 ) -> (Manifest, Vec<FailedAttempt>, PlainReadReport) {
     broker.prepare(topic, PARTITIONS);
     let inner = KafkaSink::connect(KafkaSinkConfig {
-        brokers: broker.brokers.clone(),
+        client: broker.brokers.clone().into(),
         topic: topic.into(),
         create_partitions: Some(PARTITIONS),
         delivery,

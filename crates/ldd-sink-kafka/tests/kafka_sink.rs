@@ -22,7 +22,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 fn sink_config(broker: &Broker, topic: &str, partitions: u32) -> KafkaSinkConfig {
     broker.prepare(topic, partitions);
     KafkaSinkConfig {
-        brokers: broker.brokers.clone(),
+        client: broker.brokers.clone().into(),
         topic: topic.into(),
         create_partitions: Some(partitions),
         linger_ms: 5,
@@ -226,7 +226,7 @@ async fn tampered_manifest_is_caught(broker: Broker) {
 async fn missing_topic_is_a_clear_error(broker: Broker) {
     let topic = random_topic("missing");
     let config = KafkaSinkConfig {
-        brokers: broker.brokers.clone(),
+        client: broker.brokers.clone().into(),
         topic: topic.clone(),
         create_partitions: None,
         ..Default::default()
@@ -240,14 +240,14 @@ async fn manifest_topic_round_trip(broker: Broker) {
     let data = random_topic("data");
     let manifest = run_export(sink_config(&broker, &data, 1), 100, Format::Json, "mt").await;
     broker.prepare(&topic, 1);
-    manifest_topic::publish_manifest(&broker.brokers, &topic, &manifest)
+    manifest_topic::publish_manifest(&broker.brokers.as_str().into(), &topic, &manifest)
         .await
         .unwrap();
-    let back = manifest_topic::fetch_manifest(&broker.brokers, &topic, "mt")
+    let back = manifest_topic::fetch_manifest(&broker.brokers.as_str().into(), &topic, "mt")
         .await
         .unwrap();
     assert_eq!(back, manifest);
-    let err = manifest_topic::fetch_manifest(&broker.brokers, &topic, "nope")
+    let err = manifest_topic::fetch_manifest(&broker.brokers.as_str().into(), &topic, "nope")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no manifest"));

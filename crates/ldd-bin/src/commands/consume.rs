@@ -24,6 +24,7 @@ use ldd_sink_kafka::readback::{
     CsvOutput, JsonlOutput, ParquetCompression, ParquetOptions, ParquetOutput, ReadBackConfig,
     ReadBackReport, RecordOutput,
 };
+use ldd_sink_kafka::KafkaClient;
 use serde::Deserialize;
 
 use super::shared::{print_problems, run_read_back, spawn_follow};
@@ -80,6 +81,8 @@ pub(crate) struct ConsumeArgs {
     /// kafkaBrokersStr).
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) brokers: Option<String>,
+    #[command(flatten)]
+    pub(crate) kafka: crate::cli::KafkaClientArgs,
     /// Readers (consumers) at once, each with a share of the partitions (default: one per CPU, at least 2, at most 16).
     #[arg(long)]
     pub(crate) parallelism: Option<usize>,
@@ -106,7 +109,8 @@ pub(crate) struct ConsumeArgs {
     /// Seconds without a message before a partition is reported as stalled.
     #[arg(long, default_value_t = 30)]
     pub(crate) idle_timeout_secs: u64,
-    /// Extra librdkafka consumer properties, `key=value` (repeatable).
+    /// Extra librdkafka properties of the read-back consumers only, `key=value`
+    /// (repeatable); security settings go in --kafka-property, which every client gets.
     #[arg(long = "kafka-option", value_parser = crate::cli::parse_key_value)]
     pub(crate) kafka_options: Vec<(String, String)>,
     /// Print the report as JSON.
@@ -269,8 +273,8 @@ async fn load_manifest(
         let manifest = match from_server {
             Ok(m) => m,
             Err(server_err) => {
-                let brokers = brokers(args, Some(&answer))?;
-                manifest_topic::fetch_manifest(&brokers, &args.manifest_topic, &id)
+                let client = client(args, Some(&answer))?;
+                manifest_topic::fetch_manifest(&client, &args.manifest_topic, &id)
                     .await
                     .with_context(|| format!("the server did not give the manifest ({server_err:#}), nor did the manifest topic"))?
             }
@@ -286,22 +290,24 @@ async fn load_manifest(
             None,
         ));
     }
-    let brokers = brokers(args, None)?;
+    let client = client(args, None)?;
     Ok((
-        manifest_topic::fetch_manifest(&brokers, &args.manifest_topic, id).await?,
+        manifest_topic::fetch_manifest(&client, &args.manifest_topic, id).await?,
         None,
     ))
 }
 
-/// The brokers to read from.
-fn brokers(args: &ConsumeArgs, answer: Option<&TriggerAnswer>) -> anyhow::Result<String> {
-    args.brokers
+/// The cluster to read from: the brokers with the client properties.
+fn client(args: &ConsumeArgs, answer: Option<&TriggerAnswer>) -> anyhow::Result<KafkaClient> {
+    let brokers = args
+        .brokers
         .clone()
         .or_else(|| answer.and_then(|a| a.kafka_brokers_str.clone()))
         .filter(|b| !b.trim().is_empty())
         .ok_or_else(|| {
             anyhow::anyhow!("give the Kafka brokers with --brokers or LDD_KAFKA_BROKERS")
-        })
+        })?;
+    Ok(args.kafka.client(brokers))
 }
 
 fn parse_parquet_compression(text: &str) -> Result<ParquetCompression, String> {
@@ -383,7 +389,7 @@ fn read_back_config(
         read_committed: true,
         memory_budget_mb: args.memory_budget_mb,
         librdkafka: args.kafka_options.iter().cloned().collect(),
-        ..ReadBackConfig::new(brokers(args, answer)?)
+        ..ReadBackConfig::new(client(args, answer)?)
     })
 }
 
@@ -419,7 +425,7 @@ async fn follow_export(args: &ConsumeArgs, http: Http) -> anyhow::Result<ExitCod
             spawn_follow(id, feed, config, out, args.quiet).await
         }
         None => {
-            let feed = manifest_topic::tail_feed(&config.brokers, &args.manifest_topic, &id)
+            let feed = manifest_topic::tail_feed(&config.client, &args.manifest_topic, &id)
                 .await
                 .with_context(|| {
                     format!("following the manifest topic `{}`", args.manifest_topic)

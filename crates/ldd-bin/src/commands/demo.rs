@@ -69,7 +69,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let sink = KafkaSink::connect(with_engine_flags(
         &engine,
         KafkaSinkConfig {
-            brokers: brokers.clone(),
+            client: brokers.clone().into(),
             topic: TOPIC.into(),
             ..Default::default()
         },

@@ -11,7 +11,7 @@ use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::{KafkaSink, KafkaSinkConfig};
 
 use super::shared::{export_options, run_export, with_engine_flags};
-use crate::cli::{parse_key_value, EngineArgs};
+use crate::cli::{parse_key_value, EngineArgs, KafkaClientArgs};
 use crate::report::{per_sec, thousands};
 use crate::source_args::{ConnectionArgs, DatasetArgs};
 use ldd_sources::SourceKind;
@@ -41,6 +41,8 @@ pub(crate) struct ExportArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) brokers: String,
+    #[command(flatten)]
+    pub(crate) kafka: KafkaClientArgs,
     /// Destination topic.
     #[arg(long)]
     pub(crate) topic: String,
@@ -80,7 +82,8 @@ pub(crate) struct ExportArgs {
     /// committed run again.
     #[arg(long)]
     pub(crate) journal: Option<std::path::PathBuf>,
-    /// Extra librdkafka producer properties, `key=value` (repeatable).
+    /// Extra librdkafka properties of the producer only, `key=value` (repeatable);
+    /// security settings go in --kafka-property, which every client gets.
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
     pub(crate) kafka_options: Vec<(String, String)>,
     /// No progress bar.
@@ -126,10 +129,12 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("opening dataset {}", spec.display_name()))?
         }
     };
+    // One client for the sink and the manifest topic: both need the same security settings.
+    let client = args.kafka.client(args.brokers.clone());
     let sink = KafkaSink::connect(with_engine_flags(
         &args.engine,
         KafkaSinkConfig {
-            brokers: args.brokers.clone(),
+            client: client.clone(),
             topic: args.topic.clone(),
             create_partitions: args.partitions,
             librdkafka: args.kafka_options.iter().cloned().collect(),
@@ -142,7 +147,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let feed = match args.manifest_topic.as_str() {
         "" => None,
         topic => Some(Arc::new(
-            FeedPublisher::connect(&args.brokers, topic)
+            FeedPublisher::connect(&client, topic)
                 .await
                 .with_context(|| format!("connecting to the manifest topic `{topic}`"))?,
         )),

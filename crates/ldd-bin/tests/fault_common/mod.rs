@@ -47,6 +47,7 @@ pub fn ldd() -> Command {
     let mut command = Command::new(ldd_path());
     for var in [
         "LDD_KAFKA_BROKERS",
+        "LDD_KAFKA_PROPERTIES",
         "LDD_TOKEN",
         "LDD_STATE_DIR",
         "LDD_CONFIG",

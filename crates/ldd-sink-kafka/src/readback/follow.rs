@@ -50,6 +50,7 @@ pub fn follow(
     config: &ReadBackConfig,
     hooks: Option<&Hooks<'_>>,
 ) -> Result<FollowOutcome> {
+    config.validate()?;
     let hooks = hooks.copied().unwrap_or_default();
     let started = Instant::now();
     let done_records = AtomicU64::new(0);

@@ -29,14 +29,15 @@ pub use output::{CsvOutput, JsonlOutput, RecordOutput};
 pub use parquet::{ParquetCompression, ParquetOptions, ParquetOutput, DEFAULT_ROW_GROUP_ROWS};
 pub use verify::Problem;
 
+use crate::client::KafkaClient;
 use crate::error::{Error, Result};
 use reader::{GroupReader, Target};
 
 /// How to read a manifest back.
 #[derive(Debug, Clone)]
 pub struct ReadBackConfig {
-    /// Bootstrap servers.
-    pub brokers: String,
+    /// The cluster and its client settings (security included).
+    pub client: KafkaClient,
     /// Consumers (threads) reading at once, each with its share of the partitions.
     pub parallelism: usize,
     /// Give up on a partition after this long without a message.
@@ -49,7 +50,8 @@ pub struct ReadBackConfig {
     /// from it (see [`ReadBackConfig::prefetch`]). Peak memory then stays flat however large
     /// the export is.
     pub memory_budget_mb: u64,
-    /// Extra librdkafka consumer properties (they win over the budget's sizes).
+    /// Extra librdkafka properties of the read-back consumers only (they win over the
+    /// budget's sizes). Connection settings belong in [`KafkaClient::properties`].
     pub librdkafka: BTreeMap<String, String>,
 }
 
@@ -68,10 +70,11 @@ pub struct Prefetch {
 }
 
 impl ReadBackConfig {
-    /// Defaults for the cluster at `brokers`.
-    pub fn new(brokers: impl Into<String>) -> Self {
+    /// Defaults for the cluster `client` names (a broker string is a client without
+    /// properties).
+    pub fn new(client: impl Into<KafkaClient>) -> Self {
         ReadBackConfig {
-            brokers: brokers.into(),
+            client: client.into(),
             parallelism: default_parallelism(),
             idle_timeout: Duration::from_secs(30),
             decode: false,
@@ -79,6 +82,12 @@ impl ReadBackConfig {
             memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
             librdkafka: BTreeMap::new(),
         }
+    }
+
+    /// Checks the settings without I/O; the message says what to fix.
+    pub fn validate(&self) -> Result<()> {
+        self.client.validate()?;
+        crate::client::check_passthrough("read-back consumer", &self.librdkafka)
     }
 
     /// Each consumer's prefetch limits from the memory budget, split evenly between the
@@ -184,6 +193,7 @@ pub fn read_back(
     config: &ReadBackConfig,
     hooks: Option<&Hooks<'_>>,
 ) -> Result<ReadBackReport> {
+    config.validate()?;
     manifest
         .check_consistency()
         .map_err(|e| Error::Decode(e.to_string()))?;

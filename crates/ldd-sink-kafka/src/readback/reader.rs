@@ -14,10 +14,11 @@ use ldd_core::{ChunkManifest, Format, Manifest, PartitionManifest};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::verify::{checks_for, parse_headers, ChunkCheck, Problem};
 use super::{Hooks, PartitionReport, ReadBackConfig};
+use crate::client::{consumer_failure, ClientErrors};
 use crate::error::{Error, Result};
 
 /// What one partition yielded.
@@ -119,47 +120,14 @@ impl<'a> PartitionState<'a> {
 }
 
 /// A read-back consumer of `export_id` (assign only: no group membership, no commits).
-pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Result<BaseConsumer> {
-    let prefetch = config.prefetch();
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &config.brokers)
-        .set("group.id", format!("ldd-readback-{export_id}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        // Never jump elsewhere silently when an offset is gone: that is truncation.
-        .set("auto.offset.reset", "error")
-        .set(
-            "isolation.level",
-            if config.read_committed {
-                "read_committed"
-            } else {
-                "read_uncommitted"
-            },
-        )
-        // Sized from the memory budget, so that memory stays flat however many partitions
-        // and messages there are (see `ReadBackConfig::prefetch`).
-        .set("fetch.max.bytes", prefetch.fetch_max_bytes.to_string())
-        .set(
-            "max.partition.fetch.bytes",
-            prefetch.partition_fetch_bytes.to_string(),
-        )
-        .set(
-            "queued.max.messages.kbytes",
-            prefetch.queued_kbytes.to_string(),
-        )
-        // librdkafka refuses a fetch size below `message.max.bytes` (1 MB by default),
-        // which for a consumer only bounds the requests it sends; the broker still returns
-        // a batch larger than the fetch size when it is the first one.
-        .set("message.max.bytes", prefetch.fetch_max_bytes.to_string())
-        // With a small queue the threshold is hit all the time, and librdkafka then
-        // postpones the next fetch by this much (1 s by default): that pause, not the
-        // network, was most of the read time (5M records: 3.6 s -> 1.1 s).
-        .set("fetch.queue.backoff.ms", "1");
-    for (k, v) in &config.librdkafka {
-        cfg.set(k, v);
-    }
-    cfg.create()
+pub(super) fn readback_consumer(
+    config: &ReadBackConfig,
+    export_id: &str,
+) -> Result<BaseConsumer<ClientErrors>> {
+    config
+        .client
+        .readback_config(config, export_id)
+        .create_with_context(ClientErrors::default())
         .map_err(|e| Error::kafka("creating a read-back consumer", e))
 }
 
@@ -168,7 +136,7 @@ pub(super) fn readback_consumer(config: &ReadBackConfig, export_id: &str) -> Res
 /// Closing a consumer can wait ~100 ms for its broker threads (a third of a 1M-record
 /// read); nothing the caller needs depends on it. Should that thread not start, the
 /// closure (and the consumer) is dropped here.
-pub(super) fn close_in_background(consumer: BaseConsumer) {
+pub(super) fn close_in_background(consumer: BaseConsumer<ClientErrors>) {
     let _ = std::thread::Builder::new()
         .name("ldd-readback-close".into())
         .spawn(move || drop(consumer));
@@ -185,7 +153,10 @@ impl GroupReader<'_> {
 
     /// Reads the group with `consumer`, which is assigned exactly the group's partitions
     /// (replacing any earlier assignment) and left paused on the finished ones.
-    pub(super) fn read_with(self, consumer: &BaseConsumer) -> Result<Vec<PartitionOutcome>> {
+    pub(super) fn read_with(
+        self,
+        consumer: &BaseConsumer<ClientErrors>,
+    ) -> Result<Vec<PartitionOutcome>> {
         let topic = self.target.topic;
         let mut states = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
@@ -194,7 +165,11 @@ impl GroupReader<'_> {
             let (low, high) = consumer
                 .fetch_watermarks(topic, p.partition as i32, Duration::from_secs(15))
                 .map_err(|e| {
-                    Error::kafka(format!("reading watermarks of {topic}/{}", p.partition), e)
+                    consumer_failure(
+                        consumer,
+                        format!("reading watermarks of {topic}/{}", p.partition),
+                        e,
+                    )
                 })?;
             if low > p.first_offset {
                 state.outcome.problems.push(Problem::Truncated {

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ldd_core::{Encoder, Format, GeneratorConfig, Manifest};
-use ldd_sink_kafka::KafkaSinkConfig;
+use ldd_sink_kafka::{KafkaClient, KafkaSinkConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::table::Measure;
 
@@ -95,7 +95,7 @@ pub(super) fn produce(
 /// at the manifest's first offsets the way ldd's read-back splits them, reading until each
 /// reaches its last offset; takes the record count from the manifest (it does not decode).
 pub(super) fn consume(
-    brokers: &str,
+    client: &KafkaClient,
     manifest: &Manifest,
     consumers: usize,
 ) -> anyhow::Result<Measure> {
@@ -110,7 +110,7 @@ pub(super) fn consume(
         let readers: Vec<_> = shares
             .iter()
             .filter(|share| !share.is_empty())
-            .map(|share| scope.spawn(|| consume_share(brokers, &manifest.topic, share)))
+            .map(|share| scope.spawn(|| consume_share(client, &manifest.topic, share)))
             .collect();
         readers.into_iter().try_fold(0u64, |total, reader| {
             let bytes = reader
@@ -128,9 +128,13 @@ pub(super) fn consume(
 }
 
 /// One bare consumer over `(partition, first offset, last offset)`s; answers the bytes read.
-fn consume_share(brokers: &str, topic: &str, share: &[(i32, i64, i64)]) -> anyhow::Result<u64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn consume_share(
+    client: &KafkaClient,
+    topic: &str,
+    share: &[(i32, i64, i64)],
+) -> anyhow::Result<u64> {
+    let consumer: BaseConsumer = client
+        .plain_config()
         .set("group.id", "ldd-bench-baseline")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")

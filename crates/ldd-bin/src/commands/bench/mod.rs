@@ -19,7 +19,9 @@ use ldd_core::{
     JobCountPartitioner, Manifest,
 };
 use ldd_sink_kafka::readback::{follow, read_back, ReadBackConfig};
-use ldd_sink_kafka::{Compression, EmbeddedCluster, KafkaSink, KafkaSinkConfig, TopicAdmin};
+use ldd_sink_kafka::{
+    Compression, EmbeddedCluster, KafkaClient, KafkaSink, KafkaSinkConfig, TopicAdmin,
+};
 
 pub(crate) use rss::report_if_asked as report_peak_rss_if_asked;
 use table::{Measure, Row};
@@ -100,7 +102,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (None, None) => anyhow::bail!("give --brokers or --embedded"),
     };
     let bench = Bench {
-        brokers,
+        client: KafkaClient::new(brokers),
         embedded,
         partitions: args.partitions,
         workers: args
@@ -147,8 +149,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if args.rss && bench.embedded.is_none() {
             for &format in &formats {
                 rows.extend(
-                    rss::measure(&bench.brokers, size, bench.partitions, format, &mut rss_log)
-                        .await?,
+                    rss::measure(
+                        &bench.client.brokers,
+                        size,
+                        bench.partitions,
+                        format,
+                        &mut rss_log,
+                    )
+                    .await?,
                 );
             }
         }
@@ -163,7 +171,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 struct Bench {
-    brokers: String,
+    /// The cluster every client of the benchmark talks to (ldd's and the baseline's).
+    client: KafkaClient,
     embedded: Option<EmbeddedCluster>,
     partitions: u32,
     workers: usize,
@@ -175,7 +184,7 @@ impl Bench {
         match &self.embedded {
             Some(cluster) => cluster.create_topic(&topic, self.partitions as i32, 1)?,
             None => {
-                TopicAdmin::new(self.brokers.clone())
+                TopicAdmin::new(self.client.clone())
                     .create_topic(&topic, self.partitions, 1)
                     .await?
             }
@@ -185,7 +194,7 @@ impl Bench {
 
     async fn cleanup(&self, topic: &str) {
         if self.embedded.is_none() {
-            if let Err(e) = TopicAdmin::new(self.brokers.clone())
+            if let Err(e) = TopicAdmin::new(self.client.clone())
                 .delete_topic(topic)
                 .await
             {
@@ -196,7 +205,7 @@ impl Bench {
 
     fn sink_config(&self, topic: &str) -> KafkaSinkConfig {
         KafkaSinkConfig {
-            brokers: self.brokers.clone(),
+            client: self.client.clone(),
             topic: topic.into(),
             compression: Compression::Lz4,
             ..Default::default()
@@ -353,7 +362,7 @@ impl Bench {
                 ..Default::default()
             };
             let started = Instant::now();
-            let (id, config) = (export_id.clone(), ReadBackConfig::new(self.brokers.clone()));
+            let (id, config) = (export_id.clone(), ReadBackConfig::new(self.client.clone()));
             let follower = tokio::task::spawn_blocking(move || follow(&id, rx, &config, None));
             let exported = self
                 .ldd_export_into(
@@ -408,12 +417,12 @@ impl Bench {
     async fn read_back_pair(&self, manifest: &Manifest, rounds: u32) -> anyhow::Result<Row> {
         let mut base = Measure::default();
         let mut ours = Measure::default();
-        let config = ReadBackConfig::new(self.brokers.clone());
+        let config = ReadBackConfig::new(self.client.clone());
         let consumers = config.parallelism;
         for _ in 0..rounds {
-            let (m, brokers) = (manifest.clone(), self.brokers.clone());
+            let (m, client) = (manifest.clone(), self.client.clone());
             base.keep_best(
-                tokio::task::spawn_blocking(move || baseline::consume(&brokers, &m, consumers))
+                tokio::task::spawn_blocking(move || baseline::consume(&client, &m, consumers))
                     .await??,
             );
             let (m, config) = (manifest.clone(), config.clone());
@@ -448,7 +457,8 @@ impl Bench {
     /// Kafka's own `ProducerPerformance` with ~200-byte records, for reference.
     async fn kafka_perf_reference(&self, classpath: &str, size: u64) -> anyhow::Result<Row> {
         let topic = self.topic("perf").await?;
-        let measure = baseline::kafka_producer_perf(classpath, &self.brokers, &topic, size).await?;
+        let measure =
+            baseline::kafka_producer_perf(classpath, &self.client.brokers, &topic, size).await?;
         self.cleanup(&topic).await;
         Ok(Row::reference("kafka-producer-perf (200 B)", size, measure))
     }

@@ -18,6 +18,7 @@ pub(super) struct Resolved {
     pub(super) allow_unauthenticated: Option<bool>,
     pub(super) shutdown_timeout_secs: Option<u64>,
     pub(super) brokers: Option<String>,
+    pub(super) kafka_properties: BTreeMap<String, String>,
     pub(super) compression: Option<String>,
     pub(super) partitions: Option<u32>,
     pub(super) manifest_topic: Option<String>,
@@ -63,6 +64,9 @@ pub(super) struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct KafkaSection {
     brokers: Option<String>,
+    /// librdkafka client properties of the brokers (security settings).
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
     compression: Option<String>,
     default_partitions: Option<u32>,
     manifest_topic: Option<String>,
@@ -231,6 +235,7 @@ impl FileConfig {
                 kafka.bootstrap_servers,
                 "kafka.bootstrapServers",
             )?,
+            kafka_properties: kafka.properties,
             compression: one_of(
                 kafka.compression,
                 "kafka.compression",

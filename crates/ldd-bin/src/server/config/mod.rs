@@ -8,6 +8,7 @@
 //! settings ldd fixes (acks, idempotence, timeouts) and sections that do not map
 //! (`database`, `formats`, `api`, `example`) are ignored with a warning.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,19 @@ pub(crate) struct ServeArgs {
     /// Default Kafka bootstrap servers of exports that name none.
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) kafka_brokers: Option<String>,
+    /// librdkafka client property of the default brokers, `key=value`, repeatable
+    /// (security: `security.protocol=SASL_SSL`, `sasl.username=...`, ...), over the config
+    /// file's `kafka.properties`; every client of an export gets them (sink, admin,
+    /// manifest topic), exports naming other brokers do not. LDD_KAFKA_PROPERTIES holds
+    /// them separated by `;`: prefer it for secrets, flags show in process lists.
+    #[arg(
+        long = "kafka-property",
+        env = "LDD_KAFKA_PROPERTIES",
+        hide_env_values = true,
+        value_delimiter = ';',
+        value_parser = parse_property
+    )]
+    pub(crate) kafka_properties: Vec<(String, String)>,
     /// Partitions of topics ldd creates because they do not exist [default: 4].
     #[arg(long)]
     pub(crate) partitions: Option<u32>,
@@ -79,11 +93,14 @@ pub(crate) struct ServeArgs {
     pub(crate) shutdown_timeout_secs: Option<u64>,
 }
 
-/// Defaults of exports.
-#[derive(Debug, Clone, PartialEq)]
+/// Defaults of exports. `Debug` hides secret client properties.
+#[derive(Clone, PartialEq)]
 pub(crate) struct ExportDefaults {
     /// Brokers when a request names none.
     pub(crate) brokers: Option<String>,
+    /// librdkafka client properties (security included) of every client talking to
+    /// `brokers`: the sink's, the admin's and the manifest topic's.
+    pub(crate) kafka_properties: BTreeMap<String, String>,
     /// Compression.
     pub(crate) compression: Compression,
     /// Partitions of topics ldd creates.
@@ -107,10 +124,30 @@ pub(crate) struct ExportDefaults {
     pub(crate) max_concurrent: usize,
 }
 
+impl fmt::Debug for ExportDefaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportDefaults")
+            .field("brokers", &self.brokers)
+            .field(
+                "kafka_properties",
+                &ldd_sink_kafka::client::redacted(&self.kafka_properties),
+            )
+            .field("compression", &self.compression)
+            .field("partitions", &self.partitions)
+            .field("manifest_topic", &self.manifest_topic)
+            .field("format", &self.format)
+            .field("jobs", &self.jobs)
+            .field("workers", &self.workers)
+            .field("max_concurrent", &self.max_concurrent)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ExportDefaults {
     fn default() -> Self {
         ExportDefaults {
             brokers: None,
+            kafka_properties: BTreeMap::new(),
             compression: Compression::Lz4,
             partitions: 4,
             manifest_topic: ldd_sink_kafka::manifest_topic::DEFAULT_MANIFEST_TOPIC.to_owned(),
@@ -208,6 +245,12 @@ impl ServerConfig {
                 || file.allow_unauthenticated.unwrap_or(false),
             exports: ExportDefaults {
                 brokers: args.kafka_brokers.clone().or(file.brokers),
+                // Flags and environment win property by property over the file.
+                kafka_properties: file
+                    .kafka_properties
+                    .into_iter()
+                    .chain(args.kafka_properties.iter().cloned())
+                    .collect(),
                 compression,
                 partitions: args
                     .partitions
@@ -265,6 +308,14 @@ impl ServerConfig {
         if let Some(brokers) = &e.brokers {
             super::validate::check_brokers("kafka brokers", brokers)
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
+            ldd_sink_kafka::KafkaClient {
+                brokers: brokers.clone(),
+                properties: e.kafka_properties.clone(),
+            }
+            .validate()
+            .map_err(|err| anyhow::anyhow!("kafka properties: {err}"))?;
+        } else if !e.kafka_properties.is_empty() {
+            bail!("kafka properties are given but no kafka brokers: they are only sent to the configured brokers, so set those too (--kafka-brokers or kafka.brokers)");
         }
         if e.partitions == 0 {
             bail!("partitions must be at least 1 (the partition count of topics ldd creates)");
@@ -287,6 +338,14 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// One `key=value` client property.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected key=value, got `{text}`"))
 }
 
 /// `$XDG_STATE_HOME/ldd`, else `./ldd-state`.

@@ -1,7 +1,7 @@
 //! From a request to a runnable export: defaults applied, everything checked without I/O.
 
 use ldd_core::{DatasetSpec, ExportOptions, JobCountPartitioner, RetryPolicy, TimeBound, Value};
-use ldd_sink_kafka::KafkaSinkConfig;
+use ldd_sink_kafka::{KafkaClient, KafkaSinkConfig};
 
 use super::model::{DatasetBody, DeliveryName, ExportRequest, Origin};
 use crate::server::config::ExportDefaults;
@@ -139,8 +139,18 @@ impl ExportJob {
         options
             .validate()
             .map_err(|e| ApiError::from_core("checking the options", e))?;
+        // The server's client properties (credentials) go only to its configured brokers:
+        // a request naming other brokers could otherwise send them anywhere.
+        let properties = if defaults.brokers.as_deref() == Some(brokers.as_str()) {
+            defaults.kafka_properties.clone()
+        } else {
+            Default::default()
+        };
         let sink = KafkaSinkConfig {
-            brokers,
+            client: KafkaClient {
+                brokers,
+                properties,
+            },
             topic: request.destination.topic.clone(),
             create_partitions: Some(partitions),
             compression: compression.into(),

@@ -131,7 +131,7 @@ async fn drive(manager: &RunContext, handle: &Arc<ExportHandle>, job: &ExportJob
     // through the export's event stream.
     let feed = match &job.manifest_topic {
         None => None,
-        Some(topic) => match FeedPublisher::connect(&job.sink.brokers, topic).await {
+        Some(topic) => match FeedPublisher::connect(&job.sink.client, topic).await {
             Ok(feed) => Some(Arc::new(feed)),
             Err(e) => {
                 manager.metrics.manifest_topic_error();
@@ -281,7 +281,7 @@ async fn connect(
         };
         failed(
             cause,
-            format!("connecting to Kafka at {}: {e}", job.sink.brokers),
+            format!("connecting to Kafka at {}: {e}", job.sink.client.brokers),
         )
     })?;
     let sink: Arc<dyn Sink> = Arc::new(MeteredSink::new(Arc::new(kafka), manager.metrics.clone()));
