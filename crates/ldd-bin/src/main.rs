@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod flags;
 mod progress;
 mod report;
 mod server;

@@ -82,7 +82,7 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, env = "LDD_KAFKA_BROKERS")]
     pub(crate) brokers: Option<String>,
     #[command(flatten)]
-    pub(crate) kafka: crate::cli::KafkaClientArgs,
+    pub(crate) kafka: crate::flags::KafkaClientArgs,
     /// Readers (consumers) at once, each with a share of the partitions (default: one per CPU, at least 2, at most 16).
     #[arg(long)]
     pub(crate) parallelism: Option<usize>,
@@ -111,7 +111,7 @@ pub(crate) struct ConsumeArgs {
     pub(crate) idle_timeout_secs: u64,
     /// Extra librdkafka properties of the read-back consumers only, `key=value`
     /// (repeatable); security settings go in --kafka-property, which every client gets.
-    #[arg(long = "kafka-option", value_parser = crate::cli::parse_key_value)]
+    #[arg(long = "kafka-option", value_parser = crate::flags::parse_key_value)]
     pub(crate) kafka_options: Vec<(String, String)>,
     /// Print the report as JSON.
     #[arg(long)]

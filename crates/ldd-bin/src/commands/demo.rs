@@ -19,7 +19,7 @@ use super::shared::{
     delivery, export_options, print_problems, run_export, spawn_follow, with_engine_flags,
     DEFAULT_JOBS,
 };
-use crate::cli::EngineArgs;
+use crate::flags::EngineArgs;
 use crate::report::{megabytes, per_sec, thousands};
 
 /// Flags of this subcommand.

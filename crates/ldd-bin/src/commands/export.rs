@@ -11,7 +11,7 @@ use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::{KafkaSink, KafkaSinkConfig};
 
 use super::shared::{export_options, run_export, with_engine_flags};
-use crate::cli::{parse_key_value, EngineArgs, KafkaClientArgs};
+use crate::flags::{parse_key_value, EngineArgs, KafkaClientArgs};
 use crate::report::{per_sec, thousands};
 use crate::source_args::{ConnectionArgs, DatasetArgs};
 use ldd_sources::SourceKind;

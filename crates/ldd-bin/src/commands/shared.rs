@@ -15,7 +15,7 @@ use ldd_sink_kafka::readback::{
 };
 use ldd_sink_kafka::KafkaSinkConfig;
 
-use crate::cli::EngineArgs;
+use crate::flags::EngineArgs;
 use crate::progress::{export_observer, records_bar};
 
 /// Engine options from the flags.
