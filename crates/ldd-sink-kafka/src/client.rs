@@ -19,9 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::config::KafkaSinkConfig;
 use crate::error::{Error, Result};
-use crate::readback::ReadBackConfig;
 
 /// Where a Kafka cluster is and how to talk to it: bootstrap servers and librdkafka client
 /// properties (`security.protocol`, `sasl.*`, `ssl.*`, `client.id`, `debug`, ...), given to
@@ -169,7 +167,7 @@ impl KafkaClient {
     /// The base of every configuration: the brokers, the client properties, then ldd's
     /// `settings` for the client's role, then the role's `passthrough` (which wins). The
     /// only place a librdkafka configuration is created.
-    fn build<'a>(
+    pub(crate) fn build<'a>(
         &self,
         settings: impl IntoIterator<Item = (&'a str, String)>,
         passthrough: Option<&BTreeMap<String, String>>,
@@ -198,49 +196,6 @@ impl KafkaClient {
     /// partition counts, watermarks).
     pub fn admin_config(&self) -> ClientConfig {
         self.build([], None)
-    }
-
-    /// The sink's producer configuration (validate `sink` first); `transactional_id` makes
-    /// it a transactional producer.
-    pub fn producer_config(
-        &self,
-        sink: &KafkaSinkConfig,
-        transactional_id: Option<&str>,
-    ) -> ClientConfig {
-        let mut settings = vec![
-            ("enable.idempotence", "true".to_owned()),
-            ("acks", "all".to_owned()),
-            ("compression.type", sink.compression.as_str().to_owned()),
-            ("linger.ms", sink.linger_ms.to_string()),
-            ("batch.size", sink.batch_size.to_string()),
-            // The byte budget, not librdkafka's queue, is the backpressure; keep the queue
-            // large enough that it never refuses a message the budget admitted.
-            ("queue.buffering.max.messages", "2000000".to_owned()),
-            (
-                "queue.buffering.max.kbytes",
-                (sink.max_in_flight_bytes / 1024 * 2).to_string(),
-            ),
-            (
-                "message.max.bytes",
-                (16 * 1024 * 1024 + 64 * 1024).to_string(),
-            ),
-            (
-                "delivery.timeout.ms",
-                sink.message_timeout(transactional_id.is_some())
-                    .as_millis()
-                    .to_string(),
-            ),
-            // A missing topic must be an error, not silently created with broker defaults.
-            ("allow.auto.create.topics", "false".to_owned()),
-        ];
-        if let Some(id) = transactional_id {
-            settings.push(("transactional.id", id.to_owned()));
-            settings.push((
-                "transaction.timeout.ms",
-                sink.transaction_timeout.as_millis().to_string(),
-            ));
-        }
-        self.build(settings, Some(&sink.librdkafka))
     }
 
     /// The configuration of the consumer that checks, on resume, whether an interrupted
@@ -282,49 +237,6 @@ impl KafkaClient {
                 ("enable.partition.eof", "true".to_owned()),
             ],
             None,
-        )
-    }
-
-    /// The configuration of a read-back consumer of `export_id` (assign only: no group
-    /// membership, no commits), its prefetch sized from `readback`'s memory budget.
-    pub fn readback_config(&self, readback: &ReadBackConfig, export_id: &str) -> ClientConfig {
-        let prefetch = readback.prefetch();
-        let isolation = if readback.read_committed {
-            "read_committed"
-        } else {
-            "read_uncommitted"
-        };
-        self.build(
-            [
-                ("group.id", format!("ldd-readback-{export_id}")),
-                ("enable.auto.commit", "false".to_owned()),
-                ("enable.auto.offset.store", "false".to_owned()),
-                ("enable.partition.eof", "true".to_owned()),
-                // Never jump elsewhere silently when an offset is gone: that is truncation.
-                ("auto.offset.reset", "error".to_owned()),
-                ("isolation.level", isolation.to_owned()),
-                // Sized from the memory budget, so that memory stays flat however many
-                // partitions and messages there are (see `ReadBackConfig::prefetch`).
-                ("fetch.max.bytes", prefetch.fetch_max_bytes.to_string()),
-                (
-                    "max.partition.fetch.bytes",
-                    prefetch.partition_fetch_bytes.to_string(),
-                ),
-                (
-                    "queued.max.messages.kbytes",
-                    prefetch.queued_kbytes.to_string(),
-                ),
-                // librdkafka refuses a fetch size below `message.max.bytes` (1 MB by
-                // default), which for a consumer only bounds the requests it sends; the
-                // broker still returns a batch larger than the fetch size when it is the
-                // first one.
-                ("message.max.bytes", prefetch.fetch_max_bytes.to_string()),
-                // With a small queue the threshold is hit all the time, and librdkafka then
-                // postpones the next fetch by this much (1 s by default): that pause, not
-                // the network, was most of the read time (5M records: 3.6 s -> 1.1 s).
-                ("fetch.queue.backoff.ms", "1".to_owned()),
-            ],
-            Some(&readback.librdkafka),
         )
     }
 }
@@ -390,6 +302,8 @@ impl ConsumerContext for ClientErrors {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::KafkaSinkConfig;
+    use crate::readback::ReadBackConfig;
 
     fn sasl() -> KafkaClient {
         KafkaClient::new("b:1")
@@ -411,11 +325,11 @@ mod tests {
         for cfg in [
             client.plain_config(),
             client.admin_config(),
-            client.producer_config(&sink, Some("x")),
+            sink.producer_config(Some("x")),
             client.probe_config(),
             client.manifest_producer_config(),
             client.manifest_reader_config(),
-            client.readback_config(&readback, "e"),
+            readback.consumer_config("e"),
         ] {
             assert_eq!(cfg.get("bootstrap.servers"), Some("b:1"));
             assert_eq!(cfg.get("security.protocol"), Some("SASL_PLAINTEXT"));

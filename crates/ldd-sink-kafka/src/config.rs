@@ -1,5 +1,5 @@
 //! Sink configuration: validated without I/O, then turned into a librdkafka config by
-//! [`KafkaClient::producer_config`].
+//! [`KafkaSinkConfig::producer_config`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -217,10 +217,43 @@ impl KafkaSinkConfig {
         Ok(())
     }
 
-    /// The librdkafka producer configuration (validate first): see
-    /// [`KafkaClient::producer_config`].
+    /// The sink's librdkafka producer configuration (validate first), built on
+    /// [`KafkaClient`]'s properties; `transactional_id` makes it a transactional producer.
     pub fn producer_config(&self, transactional_id: Option<&str>) -> ClientConfig {
-        self.client.producer_config(self, transactional_id)
+        let mut settings = vec![
+            ("enable.idempotence", "true".to_owned()),
+            ("acks", "all".to_owned()),
+            ("compression.type", self.compression.as_str().to_owned()),
+            ("linger.ms", self.linger_ms.to_string()),
+            ("batch.size", self.batch_size.to_string()),
+            // The byte budget, not librdkafka's queue, is the backpressure; keep the queue
+            // large enough that it never refuses a message the budget admitted.
+            ("queue.buffering.max.messages", "2000000".to_owned()),
+            (
+                "queue.buffering.max.kbytes",
+                (self.max_in_flight_bytes / 1024 * 2).to_string(),
+            ),
+            (
+                "message.max.bytes",
+                (16 * 1024 * 1024 + 64 * 1024).to_string(),
+            ),
+            (
+                "delivery.timeout.ms",
+                self.message_timeout(transactional_id.is_some())
+                    .as_millis()
+                    .to_string(),
+            ),
+            // A missing topic must be an error, not silently created with broker defaults.
+            ("allow.auto.create.topics", "false".to_owned()),
+        ];
+        if let Some(id) = transactional_id {
+            settings.push(("transactional.id", id.to_owned()));
+            settings.push((
+                "transaction.timeout.ms",
+                self.transaction_timeout.as_millis().to_string(),
+            ));
+        }
+        self.client.build(settings, Some(&self.librdkafka))
     }
 
     /// How long one message may take to be delivered: librdkafka requires it not to exceed

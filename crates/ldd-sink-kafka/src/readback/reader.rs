@@ -125,8 +125,7 @@ pub(super) fn readback_consumer(
     export_id: &str,
 ) -> Result<BaseConsumer<ClientErrors>> {
     config
-        .client
-        .readback_config(config, export_id)
+        .consumer_config(export_id)
         .create_with_context(ClientErrors::default())
         .map_err(|e| Error::kafka("creating a read-back consumer", e))
 }
