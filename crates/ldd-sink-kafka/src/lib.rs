@@ -56,6 +56,8 @@
 //! run with `RUST_LOG=rdkafka=debug`.
 
 pub mod admin;
+#[cfg(feature = "fixtures")]
+pub mod baseline;
 pub mod client;
 pub mod config;
 mod delivery;
