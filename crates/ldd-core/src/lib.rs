@@ -56,6 +56,7 @@ pub mod partition;
 pub mod sink;
 pub mod source;
 pub mod testing;
+pub mod timed_sink;
 pub mod value;
 
 pub use checkpoint::{Checkpoint, CheckpointStore, ExportRecord, JournalFile, RunRecord};

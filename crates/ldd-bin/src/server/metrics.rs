@@ -3,6 +3,7 @@
 //! Each server owns its recorder (none is installed globally), so several servers in one
 //! process, as in tests, keep separate figures.
 
+use ldd_core::timed_sink::ChunkTimer;
 use ldd_core::FailureCause;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{
@@ -143,19 +144,9 @@ impl Metrics {
         self.chunks.increment(1);
     }
 
-    /// A chunk attempt took this long from open to commit.
-    pub(crate) fn chunk_duration(&self, seconds: f64) {
-        self.chunk_seconds.record(seconds);
-    }
-
     /// A chunk attempt failed and is retried.
     pub(crate) fn chunk_retry(&self) {
         self.chunk_retries.increment(1);
-    }
-
-    /// A chunk attempt failed to commit.
-    pub(crate) fn chunk_failure(&self) {
-        self.chunk_failures.increment(1);
     }
 
     /// An export was accepted.
@@ -220,6 +211,17 @@ impl Metrics {
     }
 }
 
+/// Chunk durations and failures, from the sink wrapper every server export runs through.
+impl ChunkTimer for Metrics {
+    fn attempt_committed(&self, took: std::time::Duration) {
+        self.chunk_seconds.record(took.as_secs_f64());
+    }
+
+    fn attempt_failed(&self) {
+        self.chunk_failures.increment(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +230,7 @@ mod tests {
     fn renders_counters_histograms_and_gauges() {
         let m = Metrics::new();
         m.chunk_committed(10, 100, 1);
-        m.chunk_duration(0.2);
+        m.attempt_committed(std::time::Duration::from_secs_f64(0.2));
         m.export_finished(ExportState::Succeeded);
         let text = m.render(&[(ExportState::Succeeded, 2)]);
         assert!(text.contains("ldd_records_produced_total 10"), "{text}");

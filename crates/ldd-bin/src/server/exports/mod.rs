@@ -4,7 +4,6 @@
 pub(crate) mod handle;
 pub(crate) mod job;
 pub(crate) mod manager;
-mod metered;
 pub(crate) mod model;
 mod runner;
 

@@ -14,12 +14,12 @@ use ldd_sink_kafka::KafkaSink;
 
 use super::handle::{now, ExportHandle};
 use super::job::ExportJob;
-use super::metered::MeteredSink;
 use super::model::{ExportState, PlanView, ProgressView};
 use crate::server::connections::ConnectionSpec;
 use crate::server::metrics::Metrics;
 use crate::server::registry::Registry;
 use crate::server::store::Store;
+use ldd_core::timed_sink::TimedSink;
 use tokio::sync::Semaphore;
 
 /// What a running export needs from the server: the state file, the connections, the
@@ -284,7 +284,7 @@ async fn connect(
             format!("connecting to Kafka at {}: {e}", job.sink.client.brokers),
         )
     })?;
-    let sink: Arc<dyn Sink> = Arc::new(MeteredSink::new(Arc::new(kafka), manager.metrics.clone()));
+    let sink: Arc<dyn Sink> = Arc::new(TimedSink::new(Arc::new(kafka), manager.metrics.clone()));
     Ok((source, sink))
 }
 
