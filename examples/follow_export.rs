@@ -8,12 +8,11 @@
 
 use std::sync::Arc;
 
-use ldd_core::feed::{chunk_announcer, FeedEntry};
 use ldd_core::{
     export, ExportControl, ExportOptions, Format, GeneratorConfig, GeneratorSource,
     JobCountPartitioner,
 };
-use ldd_sink_kafka::readback::{follow, ReadBackConfig};
+use ldd_sink_kafka::readback::{follow, LocalFeed, ReadBackConfig};
 use ldd_sink_kafka::{EmbeddedCluster, KafkaSink, KafkaSinkConfig};
 
 #[tokio::main]
@@ -30,12 +29,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The follower needs the export's id before the export starts.
     let export_id = "follow-example".to_owned();
-    let (feed, entries) = std::sync::mpsc::channel();
-    let announce = feed.clone();
+    let (feed, entries) = LocalFeed::new();
     let control = ExportControl {
-        observer: Some(chunk_announcer("followed", Format::Jsonl, move |entry| {
-            let _ = announce.send(Ok(entry));
-        })),
+        observer: Some(feed.announcer("followed", Format::Jsonl)),
         ..Default::default()
     };
     let id = export_id.clone();
@@ -63,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     // The final manifest settles everything: chunks announced twice or never are read as
     // the manifest names them.
-    feed.send(Ok(FeedEntry::Finished(Box::new(manifest))))?;
+    feed.finish("follow-example", Ok::<_, ldd_core::Error>(&manifest));
 
     let followed = follower.await??;
     println!(

@@ -292,8 +292,12 @@ impl ClientContext for ClientErrors {
                 .authentication
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+            tracing::warn!("librdkafka: {error}: {reason}");
+        } else {
+            // Transient broker errors (a connection closing at shutdown, a broker
+            // restarting) are retried by librdkafka; the calls that fail report them.
+            tracing::debug!("librdkafka: {error}: {reason}");
         }
-        tracing::error!("librdkafka: {error}: {reason}");
     }
 }
 

@@ -8,12 +8,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use ldd_core::{GeneratorConfig, GeneratorSource};
-use ldd_sink_kafka::readback::ReadBackConfig;
+use ldd_sink_kafka::readback::{LocalFeed, ReadBackConfig};
 use ldd_sink_kafka::{EmbeddedCluster, KafkaSink, KafkaSinkConfig};
 use std::path::PathBuf;
 use std::time::Instant;
-
-use ldd_core::feed::{chunk_announcer, FeedEntry};
 
 use super::shared::{
     delivery, export_options, print_problems, run_export, spawn_follow, with_engine_flags,
@@ -91,11 +89,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // each chunk back as soon as it commits (as `ldd consume --follow` does), with chunks
     // small enough that a partition is written again only long after its last chunk was read.
     let export_id = uuid::Uuid::new_v4().to_string();
-    let (feed_tx, feed_rx) = std::sync::mpsc::channel();
-    let announce_tx = feed_tx.clone();
-    let announce = chunk_announcer(TOPIC, engine.format.into(), move |entry| {
-        let _ = announce_tx.send(Ok(entry));
-    });
+    let (feed, feed_rx) = LocalFeed::new();
+    let announce = feed.announcer(TOPIC, engine.format.into());
     let started = Instant::now();
     let follower = spawn_follow(
         export_id.clone(),
@@ -115,18 +110,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(announce),
     )
     .await;
-    let manifest = match exported {
-        Ok(manifest) => manifest,
-        Err(e) => {
-            let _ = feed_tx.send(Ok(FeedEntry::Failed {
-                export_id,
-                error: format!("{e:#}"),
-            }));
-            return Err(e);
-        }
-    };
     let export_ended = started.elapsed();
-    let _ = feed_tx.send(Ok(FeedEntry::Finished(Box::new(manifest.clone()))));
+    feed.finish(&export_id, exported.as_ref().map_err(|e| format!("{e:#}")));
+    let manifest = exported?;
     if let Some(path) = &args.manifest_out {
         std::fs::write(path, serde_json::to_vec_pretty(&manifest)?)
             .with_context(|| format!("writing the manifest to {}", path.display()))?;

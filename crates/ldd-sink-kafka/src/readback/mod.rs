@@ -9,6 +9,7 @@
 //! it runs, each chunk as soon as its commit is announced (see `ldd_core::feed`).
 
 mod follow;
+mod local_feed;
 mod output;
 #[cfg(feature = "parquet")]
 mod parquet;
@@ -24,6 +25,7 @@ use ldd_core::{Manifest, PartitionManifest};
 use serde::{Deserialize, Serialize};
 
 pub use follow::{follow, FollowOutcome};
+pub use local_feed::LocalFeed;
 pub use output::{CsvOutput, JsonlOutput, RecordOutput};
 #[cfg(feature = "parquet")]
 pub use parquet::{ParquetCompression, ParquetOptions, ParquetOutput, DEFAULT_ROW_GROUP_ROWS};

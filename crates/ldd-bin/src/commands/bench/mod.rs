@@ -13,12 +13,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use ldd_core::feed::{chunk_announcer, FeedEntry};
 use ldd_core::{
     export, Delivery, ExportControl, ExportOptions, Format, GeneratorConfig, GeneratorSource,
     JobCountPartitioner, Manifest,
 };
-use ldd_sink_kafka::readback::{follow, read_back, ReadBackConfig};
+use ldd_sink_kafka::readback::{follow, read_back, LocalFeed, ReadBackConfig};
 use ldd_sink_kafka::{
     Compression, EmbeddedCluster, KafkaClient, KafkaSink, KafkaSinkConfig, TopicAdmin,
 };
@@ -353,12 +352,9 @@ impl Bench {
 
             let topic = self.topic("follow").await?;
             let export_id = uuid::Uuid::new_v4().to_string();
-            let (tx, rx) = std::sync::mpsc::channel();
-            let announce_tx = tx.clone();
+            let (feed, rx) = LocalFeed::new();
             let control = ExportControl {
-                observer: Some(chunk_announcer(topic.clone(), format, move |entry| {
-                    let _ = announce_tx.send(Ok(entry));
-                })),
+                observer: Some(feed.announcer(topic.clone(), format)),
                 ..Default::default()
             };
             let started = Instant::now();
@@ -374,18 +370,7 @@ impl Bench {
                     Some(export_id.clone()),
                 )
                 .await;
-            match &exported {
-                Ok((_, manifest)) => {
-                    let _ = tx.send(Ok(FeedEntry::Finished(Box::new(manifest.clone()))));
-                }
-                Err(e) => {
-                    let _ = tx.send(Ok(FeedEntry::Failed {
-                        export_id: export_id.clone(),
-                        error: e.to_string(),
-                    }));
-                }
-            }
-            drop(tx);
+            feed.finish(&export_id, exported.as_ref().map(|(_, manifest)| manifest));
             let followed = follower.await??;
             let seconds = started.elapsed().as_secs_f64();
             let (_, manifest) = exported?;
