@@ -6,42 +6,27 @@
 //! `/data/export/?...` URL, take the answer's `exportId`, fetch its manifest, read back).
 //! With `--follow` it reads an export while it runs, each chunk as soon as it commits.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use ldd_core::FeedEntry;
 use ldd_core::Manifest;
 use ldd_sink_kafka::manifest_topic;
 use ldd_sink_kafka::readback::{
-    CsvOutput, JsonlOutput, ParquetCompression, ParquetOptions, ParquetOutput, ReadBackConfig,
-    ReadBackReport, RecordOutput,
+    open_output, OutputKind, ParquetCompression, ParquetOptions, ReadBackConfig, ReadBackReport,
+    RecordOutput,
 };
 use ldd_sink_kafka::KafkaClient;
 use serde::Deserialize;
 
 use super::shared::{print_problems, run_read_back, spawn_follow};
 use crate::report::{per_sec, thousands};
-
-/// What to do with the records read back.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum OutputFormat {
-    /// Verify only.
-    Discard,
-    /// One JSON object per line.
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
-    /// Parquet, typed columns (one file per export; `--output` a file or a directory).
-    Parquet,
-}
 
 /// Flags of this subcommand.
 #[derive(Debug, Args)]
@@ -86,9 +71,10 @@ pub(crate) struct ConsumeArgs {
     /// Readers (consumers) at once, each with a share of the partitions (default: one per CPU, at least 2, at most 16).
     #[arg(long)]
     pub(crate) parallelism: Option<usize>,
-    /// What to write.
-    #[arg(long, value_enum, default_value = "discard")]
-    pub(crate) output_format: OutputFormat,
+    /// What to write: discard (verify only), jsonl, csv, or parquet (typed columns, one
+    /// file per export).
+    #[arg(long, default_value = "discard")]
+    pub(crate) output_format: OutputKind,
     /// Output file (`-` for stdout). With `--output-format parquet` also a directory, which
     /// gets `<export id>.parquet`.
     #[arg(long, default_value = "-")]
@@ -317,43 +303,18 @@ fn parse_parquet_compression(text: &str) -> Result<ParquetCompression, String> {
 
 /// Where the records of `export_id` go.
 fn output(args: &ConsumeArgs, export_id: &str) -> anyhow::Result<Option<Arc<dyn RecordOutput>>> {
-    if matches!(args.output_format, OutputFormat::Discard) {
-        return Ok(None);
-    }
-    let path = match args.output.as_str() {
-        "-" => None,
-        path if matches!(args.output_format, OutputFormat::Parquet)
-            && (path.ends_with('/') || std::path::Path::new(path).is_dir()) =>
-        {
-            std::fs::create_dir_all(path)
-                .with_context(|| format!("creating the directory {path}"))?;
-            Some(PathBuf::from(path).join(format!("{export_id}.parquet")))
-        }
-        path => Some(PathBuf::from(path)),
+    let parquet = ParquetOptions {
+        compression: args.parquet_compression,
+        row_group_rows: args.parquet_row_group_rows,
     };
-    let writer: Box<dyn Write + Send> = match &path {
-        None => Box::new(BufWriter::new(std::io::stdout())),
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-    };
-    if !args.quiet {
-        if let Some(path) = &path {
+    let opened = open_output(args.output_format, &args.output, export_id, parquet)
+        .with_context(|| format!("opening the output {}", args.output))?;
+    Ok(opened.map(|opened| {
+        if let (Some(path), false) = (&opened.path, args.quiet) {
             eprintln!("writing {:?} to {}", args.output_format, path.display());
         }
-    }
-    Ok(match args.output_format {
-        OutputFormat::Discard => None,
-        OutputFormat::Jsonl => Some(Arc::new(JsonlOutput::new(writer))),
-        OutputFormat::Csv => Some(Arc::new(CsvOutput::new(writer))),
-        OutputFormat::Parquet => Some(Arc::new(ParquetOutput::new(
-            writer,
-            ParquetOptions {
-                compression: args.parquet_compression,
-                row_group_rows: args.parquet_row_group_rows,
-            },
-        )?)),
-    })
+        opened.output
+    }))
 }
 
 /// Differences between what the trigger answered and the manifest.

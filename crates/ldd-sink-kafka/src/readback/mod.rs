@@ -8,6 +8,7 @@
 //! [`read_back`] reads a finished export from its manifest; [`follow`] reads an export while
 //! it runs, each chunk as soon as its commit is announced (see `ldd_core::feed`).
 
+mod destination;
 mod follow;
 mod local_feed;
 mod output;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use ldd_core::{Manifest, PartitionManifest};
 use serde::{Deserialize, Serialize};
 
+pub use destination::{open_output, OpenedOutput, OutputKind};
 pub use follow::{follow, FollowOutcome};
 pub use local_feed::LocalFeed;
 pub use output::{CsvOutput, JsonlOutput, RecordOutput};
