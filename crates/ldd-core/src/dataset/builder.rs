@@ -4,7 +4,8 @@
 //!
 //! The rules, in one place:
 //! - names (database, table, tag key and value, time field, projected fields) are 1 to
-//!   [`MAX_NAME_CHARS`] characters without control characters (tag values may be empty);
+//!   [`MAX_NAME_CHARS`] characters without control characters; only a value given with
+//!   [`DatasetSpecBuilder::filter`] (a JSON body's filter) may be empty;
 //! - a tag filter needs both its key and its value. [`TagRule::BothOrNeither`] (the CLI and
 //!   the v1 API) rejects one without the other; [`TagRule::IgnoreIncomplete`] (the original
 //!   endpoints, whose Go server ignored a half-given filter) drops it;
@@ -75,6 +76,8 @@ pub struct DatasetSpecBuilder {
     prefix: String,
     spec: DatasetSpec,
     incomplete_tag: Option<&'static str>,
+    /// Filters given as `tag_key`/`tag_value` parameters, whose value must not be empty.
+    tag_filters: usize,
     start: Option<TimeBound>,
     end: Option<TimeBound>,
 }
@@ -86,6 +89,7 @@ impl DatasetSpecBuilder {
             prefix: String::new(),
             spec: DatasetSpec::new(database, table),
             incomplete_tag: None,
+            tag_filters: 0,
             start: None,
             end: None,
         }
@@ -107,7 +111,10 @@ impl DatasetSpecBuilder {
     /// A tag filter from an optional key and value, under `rule`.
     pub fn tag(mut self, key: Option<String>, value: Option<String>, rule: TagRule) -> Self {
         match (key, value) {
-            (Some(field), Some(value)) => self.spec.filters.push(FieldEquals { field, value }),
+            (Some(field), Some(value)) => {
+                self.spec.filters.insert(0, FieldEquals { field, value });
+                self.tag_filters += 1;
+            }
             (None, None) => {}
             (key, _) => {
                 if rule == TagRule::BothOrNeither {
@@ -169,9 +176,13 @@ impl DatasetSpecBuilder {
         let spec = &self.spec;
         check_name(&name("database"), &spec.database)?;
         check_name(&name("table"), &spec.table)?;
-        for filter in &spec.filters {
+        for (i, filter) in spec.filters.iter().enumerate() {
             check_name(&name("tag_key"), &filter.field)?;
-            check_value(&name("tag_value"), &filter.value)?;
+            if i < self.tag_filters {
+                check_name(&name("tag_value"), &filter.value)?;
+            } else {
+                check_value(&name("tag_value"), &filter.value)?;
+            }
         }
         if let Some(field) = &spec.time_field {
             check_name(&name("time_field"), field)?;

@@ -196,14 +196,29 @@ pub(crate) struct TimeRangeBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DatasetBody {
     /// Database (MongoDB, InfluxDB 1.x) or bucket (InfluxDB 2.x).
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) database: String,
     /// Collection (MongoDB) or measurement (InfluxDB).
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) table: String,
     /// Equality filters on tags or fields; a record must match all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) filters: Vec<FilterBody>,
     /// The field holding each record's time (MongoDB; InfluxDB always uses `time`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) time_field: Option<String>,
     /// Only records in this time range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +240,7 @@ pub(crate) struct DestinationBody {
     /// Partitions of the topic when ldd has to create it (the configured default when
     /// absent). An existing topic is used as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10000)]
     pub(crate) partitions: Option<u32>,
     /// Compression (the configured default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +256,11 @@ pub(crate) struct DestinationBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportRequest {
     /// A registered connection id.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) connection: String,
     /// What to export.
     pub(crate) dataset: DatasetBody,
@@ -253,21 +274,29 @@ pub(crate) struct ExportRequest {
     pub(crate) delivery: Option<DeliveryName>,
     /// Configured job count (chunks before rounding to a multiple of the partitions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100000)]
     pub(crate) jobs: Option<usize>,
     /// Drop one job before rounding, as the original did (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) drop_last: Option<bool>,
     /// Chunks delivered at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 256)]
     pub(crate) workers: Option<usize>,
     /// Target payload size of batched formats, KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) batch_kib: Option<usize>,
     /// Attempts per chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 20)]
     pub(crate) attempts: Option<u32>,
     /// Export id (a new UUID when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) export_id: Option<String>,
     /// Topic the manifest is also published to (the configured one when absent; empty to
     /// skip).

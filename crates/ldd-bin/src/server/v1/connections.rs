@@ -19,25 +19,60 @@ use ldd_sources::{QueryLanguage, RowShape, SourceConfig, SourceKind};
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateConnection {
     /// Name of the connection (1-128 of `A-Z a-z 0-9 . _ - : @`).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
+    )]
     pub(crate) id: String,
     /// Kind of database.
     pub(crate) db_type: SourceKind,
     /// Server URL (`mongodb://user:pass@host:27017/`, `http://host:8086`).
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) url: String,
     /// InfluxDB 2.x/3.x token (stored, never shown).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) token: Option<String>,
     /// InfluxDB organisation.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) org: Option<String>,
     /// MongoDB: database used when a request names none.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) database: Option<String>,
     /// InfluxDB 1.x user name.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) username: Option<String>,
     /// InfluxDB 1.x password (stored, never shown).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub(crate) password: Option<String>,
     /// InfluxDB query language: `auto` (default), `influxql` or `flux`.
     #[serde(default)]
