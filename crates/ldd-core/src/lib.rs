@@ -56,6 +56,7 @@ pub mod partition;
 pub mod sink;
 pub mod source;
 pub mod testing;
+pub mod text;
 pub mod timed_sink;
 pub mod value;
 

@@ -17,6 +17,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use ldd_core::text::check_text;
+
 use crate::error::{Error, Result};
 use crate::redact::{redact_url, url_password};
 
@@ -134,6 +136,14 @@ impl FromStr for RowShape {
     }
 }
 
+/// A core input error as this crate's.
+fn invalid(err: ldd_core::Error) -> Error {
+    match err {
+        ldd_core::Error::InvalidInput(message) => Error::InvalidInput(message),
+        other => Error::InvalidInput(other.to_string()),
+    }
+}
+
 /// Longest URL accepted, in characters.
 pub const MAX_URL_CHARS: usize = 2048;
 
@@ -191,7 +201,7 @@ impl SourceConfig {
     /// Checks the configuration without I/O; the message says what to fix (and never
     /// holds a secret).
     pub fn validate(&self) -> Result<()> {
-        check_text("url", &self.url, MAX_URL_CHARS)?;
+        check_text("url", &self.url, MAX_URL_CHARS).map_err(invalid)?;
         let lower = self.url.to_ascii_lowercase();
         let shown = redact_url(&self.url);
         match self.kind {
@@ -234,7 +244,7 @@ impl SourceConfig {
             ("password", &self.password, 1024),
         ] {
             if let Some(v) = value {
-                check_text(name, v, max)?;
+                check_text(name, v, max).map_err(invalid)?;
             }
         }
         Ok(())
@@ -358,26 +368,6 @@ impl fmt::Debug for SourceConfig {
             .field("row_shape", &shown.row_shape)
             .finish()
     }
-}
-
-/// Rejects empty text, text longer than `max` characters, and control characters.
-fn check_text(name: &str, value: &str, max: usize) -> Result<()> {
-    if value.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "`{name}` is empty; give a value"
-        )));
-    }
-    if value.chars().count() > max {
-        return Err(Error::InvalidInput(format!(
-            "`{name}` is longer than {max} characters; shorten it"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Error::InvalidInput(format!(
-            "`{name}` contains control characters (e.g. a newline or NUL); remove them"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

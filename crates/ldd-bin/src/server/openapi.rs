@@ -112,20 +112,23 @@ fn has_path_parameters(operation: &Operation) -> bool {
 /// with path parameters, so the body is its JSON error), unless the operation documents
 /// its own 400.
 fn add_bad_path(operation: &mut Operation) {
-    let response = ResponseBuilder::new()
-        .description("A path segment cannot be decoded, or a parameter is wrong")
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build();
+    let response =
+        error_response("A path segment cannot be decoded, or a parameter is wrong").build();
     operation
         .responses
         .responses
         .entry("400".to_owned())
         .or_insert_with(|| response.into());
+}
+
+/// A response whose body is the JSON `ErrorBody`.
+fn error_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
 }
 
 fn requires_bearer(operation: &Operation) -> bool {
@@ -142,22 +145,16 @@ fn requires_bearer(operation: &Operation) -> bool {
 /// The middleware's answer: JSON `ErrorBody` with `WWW-Authenticate: Bearer`, on every
 /// path (the original endpoints too: it answers before any handler runs).
 fn add_unauthorized(operation: &mut Operation) {
-    let response = ResponseBuilder::new()
-        .description("The server has a token and the request carries none, or another")
-        .header(
-            "WWW-Authenticate",
-            HeaderBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                .description(Some("`Bearer`"))
-                .build(),
-        )
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build();
+    let response =
+        error_response("The server has a token and the request carries none, or another")
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .description(Some("`Bearer`"))
+                    .build(),
+            )
+            .build();
     operation
         .responses
         .responses

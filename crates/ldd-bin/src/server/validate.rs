@@ -5,24 +5,10 @@ use ldd_core::dataset::MAX_NAME_CHARS;
 
 use super::error::{ApiError, ApiResult};
 
-/// Rejects empty text, text longer than `max` characters, and control characters.
+/// [`ldd_core::text::check_text`] as an API error.
 pub(crate) fn check_text(name: &str, value: &str, max: usize) -> ApiResult<()> {
-    if value.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "`{name}` is empty; give a value"
-        )));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::BadRequest(format!(
-            "`{name}` is longer than {max} characters; shorten it"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "`{name}` contains control characters (e.g. a newline or NUL); remove them"
-        )));
-    }
-    Ok(())
+    ldd_core::text::check_text(name, value, max)
+        .map_err(|e| ApiError::from_core("checking the request", e))
 }
 
 /// Checks each optional text parameter that is given: empty counts as absent (Go's

@@ -32,6 +32,7 @@
 
 use super::{DatasetSpec, FieldEquals, TimeRange};
 use crate::error::{Error, Result};
+use crate::text::{check_text, check_text_or_empty};
 use crate::Value;
 
 /// Longest name accepted (database, table, tag, field), in characters.
@@ -216,29 +217,12 @@ fn instant(name: &str, bound: Option<&TimeBound>) -> Result<Option<i64>> {
     }
 }
 
-/// 1..=MAX_NAME_CHARS characters, no control characters.
 fn check_name(name: &str, value: &str) -> Result<()> {
-    if value.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "`{name}` is empty; give a value"
-        )));
-    }
-    check_value(name, value)
+    check_text(name, value, MAX_NAME_CHARS)
 }
 
-/// At most MAX_NAME_CHARS characters, no control characters (may be empty).
 fn check_value(name: &str, value: &str) -> Result<()> {
-    if value.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::InvalidInput(format!(
-            "`{name}` is longer than {MAX_NAME_CHARS} characters; shorten it"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Error::InvalidInput(format!(
-            "`{name}` contains control characters (e.g. a newline or NUL); remove them"
-        )));
-    }
-    Ok(())
+    check_text_or_empty(name, value, MAX_NAME_CHARS)
 }
 
 #[cfg(test)]
