@@ -32,4 +32,7 @@ pub(crate) enum Command {
     Bench(crate::commands::bench::BenchArgs),
     /// Serve the HTTP API (the original endpoints and the v1 API).
     Serve(crate::server::ServeArgs),
+    /// Run the chunks of distributed exports (`ldd export --group`) as a member of a
+    /// worker group, until SIGTERM or Ctrl-C.
+    Worker(crate::commands::worker::WorkerArgs),
 }

@@ -26,7 +26,12 @@ pub(crate) const EXIT_UNVERIFIED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
+    // A worker's chunk and status lines are its observability: shown unless asked otherwise.
+    let default_log = match &cli.command {
+        Command::Worker(_) if cli.log == "warn" => "warn,ldd_sink_kafka::distributed=info".into(),
+        _ => cli.log.clone(),
+    };
+    let filter = std::env::var("RUST_LOG").unwrap_or(default_log);
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
             Command::Datasets(args) => commands::datasets::run(args).await,
             Command::Load(args) => commands::load::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Worker(args) => commands::worker::run(args).await,
         }
     });
     commands::bench::report_peak_rss_if_asked();

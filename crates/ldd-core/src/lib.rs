@@ -17,6 +17,9 @@
 //! - [`GeneratorSource`]: deterministic synthetic IoT data for tests, benchmarks and demos.
 //! - [`CheckpointStore`] ([`JournalFile`]) and [`export_resumable`]: an export that records
 //!   its plan and every committed chunk, and resumes from there after a crash.
+//! - [`TaskSource`]/[`SourceResolver`]: a chunk's source as a distributed worker receives
+//!   it (no secrets) and resolves it with its own connections; [`RateLimit`] caps the
+//!   records a process reads per second.
 //! - [`testing`]: an in-memory sink with fault injection and the source conformance suite.
 //!
 //! ## Example
@@ -55,8 +58,10 @@ pub mod manifest;
 pub mod partition;
 pub mod sink;
 pub mod source;
+pub mod task;
 pub mod testing;
 pub mod text;
+pub mod throttle;
 pub mod timed_sink;
 pub mod value;
 
@@ -75,6 +80,8 @@ pub use manifest::{ChunkManifest, Manifest, PartitionManifest, SparkOffsets};
 pub use partition::{JobCountPartitioner, Partitioner};
 pub use sink::{ChunkContext, ChunkDelivery, ChunkWriter, Delivery, OutMessage, Sink};
 pub use source::{DataSource, PlannedRange, RecordStream, Split, SplitKind};
+pub use task::{GeneratorResolver, SourceResolver, TaskSource};
+pub use throttle::{RateLimit, ThrottledSource};
 pub use value::{Record, Value};
 
 /// Re-exported so users can cancel exports without depending on `tokio-util`.

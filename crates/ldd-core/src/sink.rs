@@ -124,6 +124,14 @@ pub trait ChunkWriter: Send {
     /// Makes the flushed chunk visible (commits its transaction, if any).
     async fn commit(self: Box<Self>) -> Result<()>;
 
+    /// Commits, knowing the chunk's manifest entry: the engine always commits through this.
+    /// A sink that records the entry in the same transaction as the chunk (a distributed
+    /// worker writes it to a results topic, with the task's consumer offset) overrides it;
+    /// the default ignores the entry and calls [`ChunkWriter::commit`].
+    async fn commit_with(self: Box<Self>, _entry: &ChunkManifest) -> Result<()> {
+        self.commit().await
+    }
+
     /// Gives up the attempt; in transactional sinks nothing of it becomes visible.
     async fn abort(self: Box<Self>) -> Result<()>;
 }

@@ -105,23 +105,32 @@ impl ChunkWriter for TimedWriter {
     }
 
     async fn commit(self: Box<Self>) -> crate::Result<()> {
-        let TimedWriter {
-            inner,
-            started,
-            timer,
-        } = *self;
-        let result = inner.commit().await;
-        match &result {
-            Ok(_) => timer.attempt_committed(started.elapsed()),
-            Err(_) => timer.attempt_failed(),
-        }
-        result
+        let (started, timer) = (self.started, self.timer.clone());
+        timed(started, &timer, self.inner.commit().await)
+    }
+
+    async fn commit_with(self: Box<Self>, entry: &crate::ChunkManifest) -> crate::Result<()> {
+        let (started, timer) = (self.started, self.timer.clone());
+        timed(started, &timer, self.inner.commit_with(entry).await)
     }
 
     async fn abort(self: Box<Self>) -> crate::Result<()> {
         self.timer.attempt_failed();
         self.inner.abort().await
     }
+}
+
+/// Reports a commit's outcome to the timer and passes it on.
+fn timed(
+    started: Instant,
+    timer: &Arc<dyn ChunkTimer>,
+    result: crate::Result<()>,
+) -> crate::Result<()> {
+    match &result {
+        Ok(_) => timer.attempt_committed(started.elapsed()),
+        Err(_) => timer.attempt_failed(),
+    }
+    result
 }
 
 #[cfg(test)]

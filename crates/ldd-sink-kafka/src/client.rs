@@ -227,6 +227,65 @@ impl KafkaClient {
         )
     }
 
+    /// The configuration of a distributed worker's consumer of its group's tasks topic:
+    /// `read_committed` (tasks are published in a transaction), offsets committed only
+    /// inside chunk transactions, cooperative rebalancing so that a joining worker takes
+    /// partitions without stopping the others.
+    pub fn task_consumer_config(
+        &self,
+        group: &str,
+        worker_id: &str,
+        session_timeout: std::time::Duration,
+    ) -> ClientConfig {
+        let session_ms = session_timeout.as_millis().max(6_000);
+        self.build(
+            [
+                ("group.id", group.to_owned()),
+                ("client.id", format!("ldd-worker-{worker_id}")),
+                ("enable.auto.commit", "false".to_owned()),
+                ("enable.auto.offset.store", "false".to_owned()),
+                ("isolation.level", "read_committed".to_owned()),
+                ("auto.offset.reset", "earliest".to_owned()),
+                (
+                    "partition.assignment.strategy",
+                    "cooperative-sticky".to_owned(),
+                ),
+                ("session.timeout.ms", session_ms.to_string()),
+                ("heartbeat.interval.ms", (session_ms / 5).to_string()),
+            ],
+            None,
+        )
+    }
+
+    /// The configuration of a distributed export's coordinator producer: it publishes the
+    /// plan and the tasks in one transaction, as `transactional_id`.
+    pub fn coordinator_producer_config(&self, transactional_id: &str) -> ClientConfig {
+        self.build(
+            [
+                ("enable.idempotence", "true".to_owned()),
+                ("acks", "all".to_owned()),
+                ("linger.ms", "5".to_owned()),
+                ("transactional.id", transactional_id.to_owned()),
+                ("transaction.timeout.ms", "60000".to_owned()),
+            ],
+            None,
+        )
+    }
+
+    /// The configuration of a coordinator's reader of its group's results topic
+    /// (`read_committed`, assign only, reporting the partition's end).
+    pub fn results_reader_config(&self) -> ClientConfig {
+        self.build(
+            [
+                ("group.id", "ldd-results-reader".to_owned()),
+                ("enable.auto.commit", "false".to_owned()),
+                ("enable.partition.eof", "true".to_owned()),
+                ("isolation.level", "read_committed".to_owned()),
+            ],
+            None,
+        )
+    }
+
     /// The configuration of the manifest topic's readers: the manifest lookup and the feed
     /// tailer (assign only, reporting the partition's end).
     pub fn manifest_reader_config(&self) -> ClientConfig {

@@ -61,6 +61,7 @@ pub mod baseline;
 pub mod client;
 pub mod config;
 mod delivery;
+pub mod distributed;
 pub mod embedded;
 pub mod error;
 pub mod manifest_topic;

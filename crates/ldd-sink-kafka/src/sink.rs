@@ -29,7 +29,7 @@ use crate::config::{KafkaSinkConfig, MessageKey};
 use crate::delivery::{permits_for, ChunkTracker, DeliveryContext, DeliveryToken, PERMIT_BYTES};
 use crate::error::{Error, Result};
 
-type KafkaProducer = ThreadedProducer<DeliveryContext>;
+pub(crate) type KafkaProducer = ThreadedProducer<DeliveryContext>;
 
 /// Extra time, beyond the delivery timeout, to wait for the last delivery reports.
 const REPORT_GRACE: Duration = Duration::from_secs(30);
@@ -163,7 +163,7 @@ impl Drop for KafkaSink {
     }
 }
 
-fn create_producer(
+pub(crate) fn create_producer(
     config: &KafkaSinkConfig,
     transactional_id: Option<&str>,
     budget: Arc<Semaphore>,
@@ -236,27 +236,92 @@ impl Sink for KafkaSink {
                 lock_slots(&self.slots).remove(&(chunk.export_id.clone(), slot));
                 return Err(Error::kafka("beginning a transaction", e).into());
             }
-            (producer, Some(slot))
+            (producer, Transaction::Slot(slot, self.slots.clone()))
         } else {
             let producer = self.shared.clone().ok_or_else(|| {
                 ldd_core::Error::sink_msg("the shared producer is missing", false)
             })?;
-            (producer, None)
+            (producer, Transaction::None)
         };
-        let key = match self.config.key {
+        let handle = SinkHandle {
+            topic: self.config.topic.clone(),
+            delivery_timeout: self.config.message_timeout(self.transactional()),
+            budget: self.budget.clone(),
+            budget_permits: self.budget_permits,
+        };
+        Ok(Box::new(KafkaChunkWriter::new(
+            handle,
+            producer,
+            transaction,
+            chunk,
+            self.config.key,
+        )))
+    }
+}
+
+/// What a chunk writer needs from its sink.
+pub(crate) struct SinkHandle {
+    pub(crate) topic: String,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) budget: Arc<Semaphore>,
+    pub(crate) budget_permits: usize,
+}
+
+/// How a chunk's transaction ends, for a chunk that is part of a larger transaction (a
+/// distributed worker's task: results record and consumer offset commit with it).
+#[async_trait]
+pub(crate) trait TransactionEnd: Send + Sync {
+    /// Adds what must commit with the chunk, then commits the transaction; on an error the
+    /// writer aborts it.
+    async fn commit(&self, producer: &Arc<KafkaProducer>, entry: &ChunkManifest) -> Result<()>;
+}
+
+/// The transaction a chunk writer is in.
+pub(crate) enum Transaction {
+    /// None: the shared idempotent producer (at least once).
+    None,
+    /// The transaction of a writer slot of [`KafkaSink`]; a failed one drops the slot's
+    /// producer so that the next attempt starts clean.
+    Slot(usize, SlotMap),
+    /// A transaction that another component ends.
+    External(Arc<dyn TransactionEnd>),
+}
+
+impl Transaction {
+    fn is_some(&self) -> bool {
+        !matches!(self, Transaction::None)
+    }
+}
+
+pub(crate) struct KafkaChunkWriter {
+    sink: SinkHandle,
+    producer: Arc<KafkaProducer>,
+    transaction: Transaction,
+    tracker: Arc<ChunkTracker>,
+    context: ChunkContext,
+    key: Option<String>,
+    /// Export id, chunk id, attempt, format.
+    static_headers: [String; 4],
+}
+
+impl KafkaChunkWriter {
+    /// A writer of chunk attempt `chunk` through `producer`, whose transaction (if any) has
+    /// begun.
+    pub(crate) fn new(
+        sink: SinkHandle,
+        producer: Arc<KafkaProducer>,
+        transaction: Transaction,
+        chunk: &ChunkContext,
+        key: MessageKey,
+    ) -> Self {
+        let key = match key {
             MessageKey::ChunkId => Some(chunk.chunk_id.to_string()),
             MessageKey::None => None,
         };
-        Ok(Box::new(KafkaChunkWriter {
-            sink: SinkHandle {
-                topic: self.config.topic.clone(),
-                delivery_timeout: self.config.message_timeout(transaction.is_some()),
-                budget: self.budget.clone(),
-                budget_permits: self.budget_permits,
-            },
+        KafkaChunkWriter {
+            sink,
             producer,
             transaction,
-            slots: self.slots.clone(),
             tracker: Arc::new(ChunkTracker::default()),
             context: chunk.clone(),
             key,
@@ -266,32 +331,9 @@ impl Sink for KafkaSink {
                 chunk.attempt.to_string(),
                 chunk.format.as_str().to_owned(),
             ],
-        }))
+        }
     }
-}
 
-/// What a chunk writer needs from its sink.
-struct SinkHandle {
-    topic: String,
-    delivery_timeout: Duration,
-    budget: Arc<Semaphore>,
-    budget_permits: usize,
-}
-
-struct KafkaChunkWriter {
-    sink: SinkHandle,
-    producer: Arc<KafkaProducer>,
-    /// The writer slot whose transaction this is, in transactional mode.
-    transaction: Option<usize>,
-    slots: SlotMap,
-    tracker: Arc<ChunkTracker>,
-    context: ChunkContext,
-    key: Option<String>,
-    /// Export id, chunk id, attempt, format.
-    static_headers: [String; 4],
-}
-
-impl KafkaChunkWriter {
     fn headers(&self, message: &OutMessage) -> OwnedHeaders {
         let [export_id, chunk_id, attempt, format] = &self.static_headers;
         let (sequence, records) = (message.sequence.to_string(), message.records.to_string());
@@ -363,8 +405,8 @@ impl KafkaChunkWriter {
 
     /// A producer whose transaction failed is dropped, so the slot starts clean next time.
     fn discard_producer(&self) {
-        if let Some(slot) = self.transaction {
-            lock_slots(&self.slots).remove(&(self.context.export_id.clone(), slot));
+        if let Transaction::Slot(slot, slots) = &self.transaction {
+            lock_slots(slots).remove(&(self.context.export_id.clone(), *slot));
         }
     }
 
@@ -376,6 +418,20 @@ impl KafkaChunkWriter {
         let producer = self.producer.clone();
         let timeout = self.sink.delivery_timeout;
         blocking(move || op(&producer, timeout).map_err(|e| Error::kafka(what, e))).await
+    }
+}
+
+impl KafkaChunkWriter {
+    /// After a failed commit: aborts (best effort) and drops a slot's producer.
+    async fn abort_if_failed(&self, committed: Result<()>) -> ldd_core::Result<()> {
+        if let Err(err) = committed {
+            let _ = self
+                .run_transaction_op("aborting", |p, t| p.abort_transaction(t))
+                .await;
+            self.discard_producer();
+            return Err(err.into());
+        }
+        Ok(())
     }
 }
 
@@ -439,22 +495,33 @@ impl ChunkWriter for KafkaChunkWriter {
     }
 
     async fn commit(self: Box<Self>) -> ldd_core::Result<()> {
-        if self.transaction.is_some() {
-            // Every message is acknowledged already (flush), so this is the EndTxn round trip.
-            if let Err(err) = self
-                .run_transaction_op("committing the chunk's transaction", |p, t| {
-                    p.commit_transaction(t)
-                })
-                .await
-            {
-                let _ = self
-                    .run_transaction_op("aborting", |p, t| p.abort_transaction(t))
+        match &self.transaction {
+            Transaction::None => Ok(()),
+            Transaction::Slot(..) => {
+                // Every message is acknowledged already (flush), so this is the EndTxn
+                // round trip.
+                let committed = self
+                    .run_transaction_op("committing the chunk's transaction", |p, t| {
+                        p.commit_transaction(t)
+                    })
                     .await;
-                self.discard_producer();
-                return Err(err.into());
+                self.abort_if_failed(committed).await
             }
+            Transaction::External(_) => Err(ldd_core::Error::sink_msg(
+                "this chunk's transaction commits with its manifest entry (commit_with)",
+                false,
+            )),
         }
-        Ok(())
+    }
+
+    async fn commit_with(self: Box<Self>, entry: &ChunkManifest) -> ldd_core::Result<()> {
+        match &self.transaction {
+            Transaction::External(end) => {
+                let committed = end.commit(&self.producer, entry).await;
+                self.abort_if_failed(committed).await
+            }
+            _ => self.commit().await,
+        }
     }
 
     async fn abort(self: Box<Self>) -> ldd_core::Result<()> {

@@ -8,6 +8,7 @@
 
 #[cfg(all(feature = "fixtures", any(feature = "mongo", feature = "influx")))]
 pub mod baseline;
+pub mod catalog;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod influx;
 pub mod mongo;
 pub mod redact;
 
+pub use catalog::ConnectionCatalog;
 pub use config::{QueryLanguage, RowShape, SourceConfig, SourceKind};
 pub use connection::{connect, Connection, DatasetDetail, DatasetInfo};
 #[cfg(feature = "fixtures")]

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::shared::{
     delivery, export_options, print_problems, run_export, spawn_follow, with_engine_flags,
-    DEFAULT_JOBS,
+    ExportMode, DEFAULT_JOBS,
 };
 use crate::flags::EngineArgs;
 use crate::report::{megabytes, per_sec, thousands};
@@ -106,7 +106,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &engine,
         options,
         args.quiet,
-        None,
+        ExportMode::Local { journal: None },
         Some(announce),
     )
     .await;

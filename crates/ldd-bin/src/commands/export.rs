@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use ldd_core::{DataSource, GeneratorConfig, GeneratorSource};
+use ldd_core::{DataSource, GeneratorConfig, GeneratorSource, TaskSource};
+use ldd_sink_kafka::distributed::GroupExport;
 use ldd_sink_kafka::manifest_topic::FeedPublisher;
 use ldd_sink_kafka::{KafkaSink, KafkaSinkConfig};
 
-use super::shared::{export_options, run_export, with_engine_flags};
+use super::shared::{export_options, run_export, with_engine_flags, ExportMode};
 use crate::flags::{parse_key_value, EngineArgs, KafkaClientArgs};
 use crate::report::{per_sec, thousands};
 use crate::source_args::{ConnectionArgs, DatasetArgs};
@@ -86,6 +87,16 @@ pub(crate) struct ExportArgs {
     /// security settings go in --kafka-property, which every client gets.
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
     pub(crate) kafka_options: Vec<(String, String)>,
+    /// Run the chunks on the workers of this group (`ldd worker --group G`, on any number
+    /// of machines) instead of in this process; the manifest and report are the same.
+    /// Restarted with the same --export-id, the command waits for that export again.
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    /// With --group and a database source: the name the workers know the connection by (an
+    /// `id` in their --connections file). The connection flags here are for planning only
+    /// and never reach the workers.
+    #[arg(long)]
+    pub(crate) connection_name: Option<String>,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
@@ -114,34 +125,57 @@ fn record_source(args: &ExportArgs) -> anyhow::Result<RecordSource> {
 }
 
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let source: Arc<dyn DataSource> = match record_source(&args)? {
-        RecordSource::Generator => Arc::new(GeneratorSource::new(GeneratorConfig {
-            records: args.records,
-            points_per_timestamp: args.points_per_timestamp,
-            ..Default::default()
-        })),
+    let generator = GeneratorConfig {
+        records: args.records,
+        points_per_timestamp: args.points_per_timestamp,
+        ..Default::default()
+    };
+    let (source, task_source): (Arc<dyn DataSource>, _) = match record_source(&args)? {
+        RecordSource::Generator => (
+            Arc::new(GeneratorSource::new(generator.clone())),
+            TaskSource::Generator { config: generator },
+        ),
         RecordSource::Database(kind) => {
             let connection = args.connection.connect(Some(kind)).await?;
             let spec = args.dataset.spec()?;
-            connection
+            let source = connection
                 .open(&spec)
                 .await
-                .with_context(|| format!("opening dataset {}", spec.display_name()))?
+                .with_context(|| format!("opening dataset {}", spec.display_name()))?;
+            let task_source = match (&args.group, &args.connection_name) {
+                (Some(_), None) => anyhow::bail!(
+                    "--group with a database source needs --connection-name: the name the \
+                     workers know this connection by in their --connections file"
+                ),
+                (_, name) => TaskSource::Dataset {
+                    connection: name.clone().unwrap_or_default(),
+                    dataset: spec,
+                },
+            };
+            (source, task_source)
         }
     };
+    if args.group.is_some() && args.journal.is_some() {
+        anyhow::bail!(
+            "--journal and --group do not go together: a group's results topic is its journal \
+             (rerun with the same --export-id to resume)"
+        );
+    }
     // One client for the sink and the manifest topic: both need the same security settings.
     let client = args.kafka.client(args.brokers.clone());
-    let sink = KafkaSink::connect(with_engine_flags(
-        &args.engine,
-        KafkaSinkConfig {
-            client: client.clone(),
-            topic: args.topic.clone(),
-            create_partitions: args.partitions,
-            librdkafka: args.kafka_options.iter().cloned().collect(),
-            ..Default::default()
-        },
-    ))
-    .await?;
+    let sink = Arc::new(
+        KafkaSink::connect(with_engine_flags(
+            &args.engine,
+            KafkaSinkConfig {
+                client: client.clone(),
+                topic: args.topic.clone(),
+                create_partitions: args.partitions,
+                librdkafka: args.kafka_options.iter().cloned().collect(),
+                ..Default::default()
+            },
+        ))
+        .await?,
+    );
     let options = export_options(&args.engine, args.export_id.clone());
     // Followers (`ldd consume --follow`) read each chunk as soon as it is announced here.
     let feed = match args.manifest_topic.as_str() {
@@ -155,13 +189,22 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let announce = feed
         .as_ref()
         .map(|f| f.observer(args.topic.clone(), args.engine.format.into()));
+    let mode = match &args.group {
+        Some(group) => ExportMode::Group {
+            group: GroupExport::new(client.clone(), group, task_source),
+            sink: sink.config(),
+        },
+        None => ExportMode::Local {
+            journal: args.journal.as_deref(),
+        },
+    };
     let result = run_export(
         source,
-        Arc::new(sink),
+        sink.clone(),
         &args.engine,
         options,
         args.quiet,
-        args.journal.as_deref(),
+        mode,
         announce,
     )
     .await;

@@ -7,3 +7,4 @@ pub(crate) mod demo;
 pub(crate) mod export;
 pub(crate) mod load;
 pub(crate) mod shared;
+pub(crate) mod worker;

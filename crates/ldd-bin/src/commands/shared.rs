@@ -10,6 +10,7 @@ use ldd_core::{
     export, export_resumable, CheckpointStore, DataSource, Delivery, ExportControl, ExportObserver,
     ExportOptions, ExportParts, JobCountPartitioner, JournalFile, Manifest, RetryPolicy, Sink,
 };
+use ldd_sink_kafka::distributed::{run_distributed, GroupExport};
 use ldd_sink_kafka::readback::{
     follow, read_back, FollowOutcome, Hooks, ReadBackConfig, ReadBackReport, RecordOutput,
 };
@@ -68,16 +69,27 @@ pub(crate) fn partitioner(engine: &EngineArgs) -> JobCountPartitioner {
     }
 }
 
-/// Runs an export with a progress bar; Ctrl-C cancels it cleanly. With a journal, the export
-/// records its plan and every committed chunk there ([`JournalFile`]), or resumes the export
-/// the journal describes. `announce` also receives the export's events (a chunk feed).
+/// Where an export's chunks run.
+pub(crate) enum ExportMode<'a> {
+    /// In this process; with a journal, the export records its plan and every committed
+    /// chunk there ([`JournalFile`]), or resumes the export the journal describes.
+    Local { journal: Option<&'a Path> },
+    /// On the workers of a group; the sink's settings tell them where to write.
+    Group {
+        group: GroupExport,
+        sink: &'a KafkaSinkConfig,
+    },
+}
+
+/// Runs an export with a progress bar; Ctrl-C cancels it cleanly. `announce` also receives
+/// the export's events (a chunk feed).
 pub(crate) async fn run_export(
     source: Arc<dyn DataSource>,
     sink: Arc<dyn Sink>,
     engine: &EngineArgs,
     options: ExportOptions,
     quiet: bool,
-    journal: Option<&Path>,
+    mode: ExportMode<'_>,
     announce: Option<Arc<dyn ExportObserver>>,
 ) -> anyhow::Result<Manifest> {
     let bar = records_bar(0, "export", quiet);
@@ -87,9 +99,13 @@ pub(crate) async fn run_export(
     };
     let control = ExportControl::default();
     let cancel = control.cancel.clone();
+    let interrupted = match mode {
+        ExportMode::Local { .. } => "interrupted: cancelling the export (committed chunks stay committed)",
+        ExportMode::Group { .. } => "interrupted: the workers go on; run the same command with --export-id to wait for the export again",
+    };
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: cancelling the export (committed chunks stay committed)");
+            eprintln!("{interrupted}");
             cancel.cancel();
         }
     });
@@ -103,8 +119,11 @@ pub(crate) async fn run_export(
             ..control
         },
     };
-    let result = match journal {
-        None => {
+    let result = match mode {
+        ExportMode::Group { group, sink } => {
+            run_distributed(parts, sink, &partitioner, &group).await
+        }
+        ExportMode::Local { journal: None } => {
             export(
                 parts.source,
                 parts.sink,
@@ -114,7 +133,9 @@ pub(crate) async fn run_export(
             )
             .await
         }
-        Some(path) => {
+        ExportMode::Local {
+            journal: Some(path),
+        } => {
             let journal = Arc::new(JournalFile::new(path));
             if let Some(state) = journal.load().await? {
                 let in_doubt = match state.in_doubt.len() {

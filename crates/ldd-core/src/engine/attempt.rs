@@ -188,7 +188,7 @@ async fn finish_attempt(
             return Err(stop_for_checkpoint(shared, err));
         }
     }
-    if let Err(err) = writer.commit().await {
+    if let Err(err) = writer.commit_with(&entry).await {
         counters.take_back(stats.records, stats.bytes, stats.messages);
         return Err(err);
     }

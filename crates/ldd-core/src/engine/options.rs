@@ -154,7 +154,9 @@ impl std::fmt::Debug for ExportControl {
 }
 
 impl ExportControl {
-    pub(crate) fn emit(&self, event: ExportEvent) {
+    /// Hands `event` to the observer, if any (for components that run an export outside
+    /// the engine, such as a distributed coordinator).
+    pub fn emit(&self, event: ExportEvent) {
         if let Some(observer) = &self.observer {
             observer.on_event(&event);
         }
