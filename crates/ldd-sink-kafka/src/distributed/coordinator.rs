@@ -343,6 +343,8 @@ impl Tally {
             ResultRecord::Plan(plan) => {
                 if self.plan.is_none() {
                     self.plan = Some((offset, plan));
+                } else if self.plan.as_ref().is_some_and(|(at, _)| *at == offset) {
+                    // This coordinator's own publication, read back.
                 } else {
                     tracing::warn!(export = %self.export_id, offset, "a second plan for this export is ignored");
                 }

@@ -1,14 +1,27 @@
-//! Who owns the task being run: shared by the worker's poll thread (rebalance callbacks)
-//! and the chunk's commit, so that a chunk never commits after its task's partition was
-//! handed to another worker.
+//! The tasks a worker holds and the one it runs, shared by the worker's poll thread
+//! (which queues fetched tasks and serves rebalance callbacks) and its executor.
 //!
-//! The commit step holds the lock from the ownership check to the end of `EndTxn`; a
-//! revocation waits for it, so the partition's next owner sees either the committed offset
-//! or an aborted transaction, never a commit racing its own attempt.
+//! A revocation drops the revoked partitions' queued tasks and stops the running chunk if
+//! it came from one. The chunk's commit holds the lock from its ownership check to the end
+//! of `EndTxn`, so a revocation waits for it: the partition's next owner sees either the
+//! committed offset or an aborted transaction, never a commit racing its own attempt.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use ldd_core::CancellationToken;
+use tokio::sync::Notify;
+
+/// A task message fetched from the tasks topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Queued {
+    /// Its tasks-topic partition.
+    pub(crate) partition: i32,
+    /// Its offset.
+    pub(crate) offset: i64,
+    /// The message.
+    pub(crate) payload: Vec<u8>,
+}
 
 /// The task a worker is running.
 #[derive(Debug)]
@@ -21,20 +34,18 @@ pub(crate) struct Current {
     pub(crate) revoked: bool,
 }
 
-/// What the poll thread should do once the executor is done with a task.
+/// The worker's tasks.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) current: Option<Current>,
-    /// Resume fetching the whole assignment.
-    pub(crate) resume: bool,
-    /// Seek this partition back to this offset first (the task must be taken again).
-    pub(crate) rewind: Option<(i32, i64)>,
+    queue: VecDeque<Queued>,
 }
 
-/// The lock around [`State`].
+/// The lock around [`State`], and the signal that a task was queued.
 #[derive(Debug, Default)]
 pub(crate) struct Ownership {
     state: Mutex<State>,
+    ready: Notify,
 }
 
 impl Ownership {
@@ -42,31 +53,54 @@ impl Ownership {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a task is being run.
-    pub(crate) fn busy(&self) -> bool {
-        self.lock().current.is_some()
+    /// Queues a fetched task.
+    pub(crate) fn push(&self, task: Queued) {
+        self.lock().queue.push_back(task);
+        self.ready.notify_one();
     }
 
-    /// A task from `partition` starts; its chunk is cancelled with `cancel`.
-    pub(crate) fn begin(&self, partition: i32, cancel: CancellationToken) {
-        self.lock().current = Some(Current {
-            partition,
-            cancel,
-            revoked: false,
-        });
+    /// The next task, which becomes the running one (cancelled with a child of
+    /// `shutdown`); `None` once `shutdown` is cancelled.
+    pub(crate) async fn next(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<(Queued, CancellationToken)> {
+        loop {
+            {
+                let mut state = self.lock();
+                if let Some(task) = state.queue.pop_front() {
+                    let cancel = shutdown.child_token();
+                    state.current = Some(Current {
+                        partition: task.partition,
+                        cancel: cancel.clone(),
+                        revoked: false,
+                    });
+                    return Some((task, cancel));
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = self.ready.notified() => {}
+            }
+        }
     }
 
-    /// The task is done; the poll thread resumes fetching (after `rewind`, if any).
-    pub(crate) fn finish(&self, rewind: Option<(i32, i64)>) {
+    /// The running task is done; `again` goes back to the front of the queue (it is still
+    /// ours and neither committed nor reported), unless its partition was revoked.
+    pub(crate) fn finish(&self, again: Option<Queued>) {
         let mut state = self.lock();
-        state.current = None;
-        state.resume = true;
-        state.rewind = rewind;
+        let revoked = state.current.take().is_some_and(|c| c.revoked);
+        if let Some(task) = again.filter(|_| !revoked) {
+            state.queue.push_front(task);
+            self.ready.notify_one();
+        }
     }
 
-    /// Partitions were revoked (or lost): the running task stops if it came from one.
+    /// Partitions were revoked (or lost): their queued tasks are dropped, and the running
+    /// task stops if it came from one. Says whether it did.
     pub(crate) fn revoke(&self, partitions: &[i32]) -> bool {
         let mut state = self.lock();
+        state.queue.retain(|t| !partitions.contains(&t.partition));
         match &mut state.current {
             Some(current) if partitions.contains(&current.partition) => {
                 current.revoked = true;
@@ -74,6 +108,20 @@ impl Ownership {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Everything is lost (a failed rebalance): drops the queue and stops the running task.
+    pub(crate) fn revoke_all(&self) -> bool {
+        let mut state = self.lock();
+        state.queue.clear();
+        match &mut state.current {
+            Some(current) => {
+                current.revoked = true;
+                current.cancel.cancel();
+                true
+            }
+            None => false,
         }
     }
 
@@ -85,20 +133,39 @@ impl Ownership {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn revoking_another_partition_leaves_the_task_alone() {
+    fn task(partition: i32, offset: i64) -> Queued {
+        Queued {
+            partition,
+            offset,
+            payload: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn revoking_drops_that_partitions_tasks_and_stops_its_running_one() {
         let ownership = Ownership::default();
-        let cancel = CancellationToken::new();
-        ownership.begin(3, cancel.clone());
-        assert!(!ownership.revoke(&[1, 2]));
-        assert!(!ownership.revoked() && !cancel.is_cancelled());
+        let shutdown = CancellationToken::new();
+        for (p, o) in [(3, 0), (1, 0), (3, 1)] {
+            ownership.push(task(p, o));
+        }
+        let (first, cancel) = ownership.next(&shutdown).await.unwrap();
+        assert_eq!(first, task(3, 0));
+        assert!(!ownership.revoke(&[2]));
+        assert!(!cancel.is_cancelled());
         assert!(ownership.revoke(&[3]));
         assert!(ownership.revoked() && cancel.is_cancelled());
-        ownership.finish(Some((3, 7)));
-        let state = ownership.lock();
-        assert!(state.current.is_none() && state.resume);
-        assert_eq!(state.rewind, Some((3, 7)));
+        // A revoked task is not queued again, and (3, 1) was dropped.
+        ownership.finish(Some(first));
+        let (next, _) = ownership.next(&shutdown).await.unwrap();
+        assert_eq!(next, task(1, 0));
+        // A task that is still ours comes back first.
+        ownership.finish(Some(next.clone()));
+        assert_eq!(ownership.next(&shutdown).await.unwrap().0, next);
+        ownership.finish(None);
+        shutdown.cancel();
+        assert!(ownership.next(&shutdown).await.is_none());
     }
 }

@@ -2,8 +2,10 @@
 //! chunk at a time, each as one transaction with its result and its task's offset.
 //!
 //! A poll thread owns the consumer: it keeps polling (so the worker stays in the group and
-//! takes part in rebalances) while the task's partitions are paused, and the rebalance
-//! callbacks stop a running chunk whose partition is revoked ([`Ownership`]).
+//! takes part in rebalances) and queues the tasks it fetches; the executor runs them one
+//! by one. Offsets are committed only inside chunk transactions, so fetched tasks are
+//! harmless; a revocation drops the revoked partitions' queued tasks and stops a running
+//! chunk from one of them ([`Ownership`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +23,9 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::ownership::Ownership;
+use super::ownership::{Ownership, Queued};
 use super::schema::{Destination, ResultRecord, TaskMessage};
 use super::task_sink::{TaskBinding, TaskSink};
 use super::topics::{GroupTopics, DEFAULT_TASK_PARTITIONS};
@@ -149,52 +150,33 @@ impl ClientContext for WorkerContext {}
 
 impl ConsumerContext for WorkerContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let revoked: Vec<i32> = match rebalance {
-            Rebalance::Revoke(partitions) => partitions
-                .elements()
-                .iter()
-                .filter(|e| e.topic() == self.tasks_topic)
-                .map(|e| e.partition())
-                .collect(),
-            Rebalance::Assign(_) => return,
+        let stopped = match rebalance {
+            Rebalance::Revoke(partitions) => {
+                let revoked: Vec<i32> = partitions
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.tasks_topic)
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::debug!(worker = %self.worker, ?revoked, "task partitions revoked");
+                self.ownership.revoke(&revoked)
+            }
+            Rebalance::Assign(partitions) => {
+                tracing::info!(worker = %self.worker, partitions = partitions.count(), "task partitions assigned");
+                false
+            }
             Rebalance::Error(e) => {
-                tracing::warn!(worker = %self.worker, error = %e, "rebalance failed; stopping the running chunk");
-                self.current_partition().into_iter().collect()
+                tracing::warn!(worker = %self.worker, error = %e, "rebalance failed; dropping the held tasks");
+                self.ownership.revoke_all()
             }
         };
-        if self.ownership.revoke(&revoked) {
-            tracing::info!(worker = %self.worker, ?revoked, "the running chunk's task partition was revoked; another worker takes it");
+        if stopped {
+            tracing::info!(worker = %self.worker, "the running chunk's task partition was revoked; another worker takes it");
         }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(worker = %self.worker, partitions = partitions.count(), "task partitions assigned");
-            // One chunk at a time: what arrives while one runs waits.
-            if self.ownership.busy() {
-                if let Err(e) = consumer.pause(partitions) {
-                    tracing::warn!(error = %e, "pausing newly assigned task partitions failed");
-                }
-            }
-        }
-    }
-}
-
-impl WorkerContext {
-    fn current_partition(&self) -> Option<i32> {
-        self.ownership.lock().current.as_ref().map(|c| c.partition)
     }
 }
 
 type TaskConsumer = BaseConsumer<WorkerContext>;
-
-/// A task message handed from the poll thread to the executor.
-struct Delivered {
-    partition: i32,
-    offset: i64,
-    payload: Vec<u8>,
-    cancel: CancellationToken,
-}
 
 /// Live counters for the status line.
 #[derive(Default)]
@@ -264,19 +246,12 @@ pub async fn run_worker(
     tracing::info!(worker = %config.worker_id, group = %config.group, tasks = %topics.tasks, "worker started");
 
     let stats = Arc::new(Stats::default());
-    let (tx, mut rx) = mpsc::channel::<Delivered>(1);
     let poll_stop = CancellationToken::new();
     let poller = {
-        let (consumer, ownership, stop, shutdown) = (
-            consumer.clone(),
-            ownership.clone(),
-            poll_stop.clone(),
-            shutdown.clone(),
-        );
-        let tasks_topic = topics.tasks.clone();
+        let (consumer, ownership, stop) = (consumer.clone(), ownership.clone(), poll_stop.clone());
         std::thread::Builder::new()
             .name("ldd-worker-poll".into())
-            .spawn(move || poll_loop(&consumer, &ownership, &tasks_topic, &tx, &stop, &shutdown))
+            .spawn(move || poll_loop(&consumer, &ownership, &stop))
             .map_err(|e| Error::Task(format!("starting the poll thread: {e}")))?
     };
     let reporter = spawn_status_line(&config, stats.clone());
@@ -293,16 +268,9 @@ pub async fn run_worker(
         budget_permits,
         stats: stats.clone(),
     };
-    loop {
-        let delivered = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            delivered = rx.recv() => match delivered {
-                Some(delivered) => delivered,
-                None => break,
-            },
-        };
-        let rewind = runner.run(&delivered).await;
-        ownership.finish(rewind);
+    while let Some((task, cancel)) = ownership.next(&shutdown).await {
+        let again = runner.run(&task, &cancel).await;
+        ownership.finish(again.then_some(task));
     }
     reporter.cancel();
     poll_stop.cancel();
@@ -323,71 +291,18 @@ pub async fn run_worker(
     Ok(summary)
 }
 
-/// Polls the consumer until `stop`: hands each task to the executor and pauses fetching
-/// until the executor is done with it.
-fn poll_loop(
-    consumer: &TaskConsumer,
-    ownership: &Ownership,
-    tasks_topic: &str,
-    tx: &mpsc::Sender<Delivered>,
-    stop: &CancellationToken,
-    shutdown: &CancellationToken,
-) {
+/// Polls the consumer until `stop`, queueing every task it fetches.
+fn poll_loop(consumer: &TaskConsumer, ownership: &Ownership, stop: &CancellationToken) {
     while !stop.is_cancelled() {
-        {
-            let mut state = ownership.lock();
-            if let Some((partition, offset)) = state.rewind.take() {
-                seek_back(consumer, tasks_topic, partition, offset);
-            }
-            if std::mem::take(&mut state.resume) {
-                if let Ok(assignment) = consumer.assignment() {
-                    let _ = consumer.resume(&assignment);
-                }
-            }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => tracing::debug!(error = %e, "polling the tasks topic"),
+            Some(Ok(message)) => ownership.push(Queued {
+                partition: message.partition(),
+                offset: message.offset(),
+                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            }),
         }
-        let message = match consumer.poll(Duration::from_millis(200)) {
-            None => continue,
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "polling the tasks topic");
-                continue;
-            }
-            Some(Ok(message)) => message,
-        };
-        let (partition, offset) = (message.partition(), message.offset());
-        if ownership.busy() {
-            // From a partition assigned while a chunk runs: it waits its turn.
-            seek_back(consumer, tasks_topic, partition, offset);
-            let mut one = TopicPartitionList::new();
-            one.add_partition(tasks_topic, partition);
-            let _ = consumer.pause(&one);
-            continue;
-        }
-        if let Ok(assignment) = consumer.assignment() {
-            let _ = consumer.pause(&assignment);
-        }
-        let cancel = shutdown.child_token();
-        ownership.begin(partition, cancel.clone());
-        let delivered = Delivered {
-            partition,
-            offset,
-            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            cancel,
-        };
-        drop(message);
-        if tx.blocking_send(delivered).is_err() {
-            break;
-        }
-    }
-}
-
-fn seek_back(consumer: &TaskConsumer, topic: &str, partition: i32, offset: i64) {
-    if let Err(e) = consumer.seek(
-        topic,
-        partition,
-        Offset::Offset(offset),
-        Duration::from_secs(5),
-    ) {
-        tracing::warn!(partition, offset, error = %e, "seeking back to a task failed; it is fetched again after the next rebalance");
     }
 }
 
@@ -460,9 +375,9 @@ enum Attempt {
 }
 
 impl Runner<'_> {
-    /// Runs one task; returns where the poll thread must seek back to when the task is
-    /// still ours but neither committed nor reported (it is taken again).
-    async fn run(&mut self, delivered: &Delivered) -> Option<(i32, i64)> {
+    /// Runs one task; says whether it must run again (it is still ours but neither
+    /// committed nor reported).
+    async fn run(&mut self, delivered: &Queued, cancel: &CancellationToken) -> bool {
         let binding = Arc::new(TaskBinding {
             consumer: self.consumer.clone(),
             ownership: self.ownership.clone(),
@@ -478,22 +393,20 @@ impl Runner<'_> {
             Err(e) => {
                 tracing::error!(partition = delivered.partition, offset = delivered.offset, error = %e, "not an ldd task; skipping it");
                 let skipped = self.end_task(&binding, None, Duration::from_secs(60)).await;
-                return skipped
-                    .err()
-                    .map(|_| (delivered.partition, delivered.offset));
+                return skipped.is_err() && !cancel.is_cancelled();
             }
         };
         let task = Arc::new(task);
         let label = format!("{}/{}", task.export_id, task.chunk.id);
         self.stats.set_current(Some(label.clone()));
-        let outcome = self.run_attempts(&task, &binding, &delivered.cancel).await;
+        let outcome = self.run_attempts(&task, &binding, cancel).await;
         self.stats.set_current(None);
         match outcome {
-            Attempt::Committed => None,
+            Attempt::Committed => false,
             Attempt::HandedBack => {
                 self.stats.handed_back.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(chunk = %label, "chunk handed back: nothing of this attempt is visible");
-                None
+                false
             }
             Attempt::Failed(failure) => {
                 let timeout = task.destination.transaction_timeout();
@@ -509,15 +422,15 @@ impl Runner<'_> {
                 {
                     Ok(()) => {
                         self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                        None
+                        false
                     }
-                    Err(e) if delivered.cancel.is_cancelled() => {
+                    Err(e) if cancel.is_cancelled() => {
                         tracing::info!(chunk = %label, error = %e, "the failure was not reported; the task stays");
-                        None
+                        false
                     }
                     Err(e) => {
                         tracing::warn!(chunk = %label, error = %e, "reporting the failure failed; the task is taken again");
-                        Some((delivered.partition, delivered.offset))
+                        true
                     }
                 }
             }
