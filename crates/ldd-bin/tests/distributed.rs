@@ -248,3 +248,142 @@ fn workers_and_coordinator_killed_mid_export_still_deliver_exactly_once() {
     topics.delete();
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// Drops an InfluxDB database on a thread of its own.
+fn drop_influx_database(url: &str, database: &str) {
+    let (url, database) = (url.to_owned(), database.to_owned());
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let config = ldd_sources::SourceConfig::new(ldd_sources::SourceKind::Influx, &url);
+            let connection = ldd_sources::connect_fixtures(&config).await?;
+            connection.drop_dataset(&database, "points").await
+        })
+    })
+    .join()
+    .unwrap();
+    if let Err(e) = dropped {
+        eprintln!("warning: dropping {database}: {e}");
+    }
+}
+
+/// A database dataset: the coordinator plans with its own connection flags, the workers
+/// read through the connection they know by name (their --connections file), and a name
+/// they do not know fails the export with a message that says so.
+#[test]
+#[ignore = "needs Kafka (LDD_TEST_KAFKA_BROKERS) and InfluxDB (LDD_TEST_INFLUX_URL); scripts/test.sh runs it"]
+fn workers_read_a_database_through_their_own_named_connection() {
+    const LOADED: u64 = 40_000;
+    let brokers = brokers();
+    let url = fault_common::env("LDD_TEST_INFLUX_URL");
+    let database = format!("ldd_test_group_{}", uuid::Uuid::new_v4().simple());
+    let load = fault_common::ldd()
+        .args([
+            "load",
+            "--db-type",
+            "influx",
+            "--url",
+            &url,
+            "--database",
+            &database,
+        ])
+        .args([
+            "--table",
+            "points",
+            "--records",
+            &LOADED.to_string(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "ldd load: {}",
+        fault_common::stderr_of(&load)
+    );
+
+    let mut topics = Topics::new(&brokers);
+    let topic = topics.add("ldd-test-group-influx");
+    let group = random_name("ldd-test-group-db");
+    topics.names.push(format!("ldd.{group}.tasks"));
+    topics.names.push(format!("ldd.{group}.results"));
+    let dir = TempDir::new("ldd-group-db");
+    let connections = dir.path("connections.json");
+    std::fs::write(
+        &connections,
+        serde_json::json!([{"id": "test-influx", "db_type": "influx", "url": url}]).to_string(),
+    )
+    .unwrap();
+    let mut workers = Vec::new();
+    for id in ["d1", "d2"] {
+        let mut args = worker_args(&brokers, &group, id);
+        args.truncate(7); // no rate limit
+        args.extend(["--connections".into(), connections.to_str().unwrap().into()]);
+        let log = dir.path(&format!("{id}.err"));
+        workers.push((
+            spawn_ldd(&args, &dir.path(&format!("{id}.out")), &log, id),
+            log,
+        ));
+    }
+    let export = |name: &str, manifest: &Path| {
+        fault_common::ldd()
+            .args([
+                "export",
+                "--brokers",
+                &brokers,
+                "--topic",
+                &topic,
+                "--partitions",
+                "4",
+            ])
+            .args([
+                "--db-type",
+                "influx",
+                "--url",
+                &url,
+                "--database",
+                &database,
+            ])
+            .args(["--table", "points", "--format", "jsonl", "--group", &group])
+            .args([
+                "--connection-name",
+                name,
+                "--attempts",
+                "2",
+                "--manifest-topic",
+                "",
+            ])
+            .arg("--manifest-out")
+            .arg(manifest)
+            .arg("--quiet")
+            .output()
+            .unwrap()
+    };
+    let manifest = dir.path("manifest.json");
+    let out = export("test-influx", &manifest);
+    assert!(
+        out.status.success(),
+        "export: {}",
+        fault_common::stderr_of(&out)
+    );
+    let value = read_manifest(&manifest);
+    assert_eq!(value["total_records"], LOADED);
+    assert_plain_reader_exact(&brokers, &manifest, LOADED, &seq_key(LOADED));
+
+    let unknown = export("not-configured", &dir.path("unknown.json"));
+    let err = fault_common::stderr_of(&unknown);
+    assert!(
+        !unknown.status.success(),
+        "an unknown connection name must fail the export"
+    );
+    assert!(
+        err.contains("no connection named `not-configured`"),
+        "{err}"
+    );
+
+    for (worker, log) in workers {
+        stop_gracefully(worker, &log);
+    }
+    topics.delete();
+    drop_influx_database(&url, &database);
+}

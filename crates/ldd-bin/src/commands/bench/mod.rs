@@ -3,6 +3,7 @@
 
 mod baseline;
 mod rss;
+mod scale_out;
 mod sources;
 mod table;
 
@@ -76,6 +77,13 @@ pub(crate) struct BenchArgs {
     /// Largest size for the source paths (loading is slow on some servers).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) source_max_size: u64,
+    /// Also measure scale-out: one export run by 1, 2 and 4 `ldd worker` processes, each
+    /// limited to this many records per second, and one worker against a local export.
+    #[arg(long)]
+    pub(crate) scale_out_rate: Option<u32>,
+    /// Records of the scale-out export.
+    #[arg(long, default_value_t = 500_000)]
+    pub(crate) scale_out_records: u64,
     /// Write the results as JSON here.
     #[arg(long)]
     pub(crate) json_out: Option<PathBuf>,
@@ -159,6 +167,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+    }
+    if let (Some(rate), None) = (args.scale_out_rate, &bench.embedded) {
+        rows.extend(bench.scale_out_rows(args.scale_out_records, rate).await?);
     }
     rows.extend(rss_log.growth_rows());
     table::print(&rows);
