@@ -251,13 +251,13 @@ fn workers_and_coordinator_killed_mid_export_still_deliver_exactly_once() {
 
 /// Drops an InfluxDB database on a thread of its own.
 fn drop_influx_database(url: &str, database: &str) {
-    let (url, database) = (url.to_owned(), database.to_owned());
+    let (url, name) = (url.to_owned(), database.to_owned());
     let dropped = std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let config = ldd_sources::SourceConfig::new(ldd_sources::SourceKind::Influx, &url);
             let connection = ldd_sources::connect_fixtures(&config).await?;
-            connection.drop_dataset(&database, "points").await
+            connection.drop_dataset(&name, "points").await
         })
     })
     .join()
