@@ -191,7 +191,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .map(|f| f.observer(args.topic.clone(), args.engine.format.into()));
     let mode = match &args.group {
         Some(group) => ExportMode::Group {
-            group: GroupExport::new(client.clone(), group, task_source),
+            group: Box::new(GroupExport::new(client.clone(), group, task_source)),
             sink: sink.config(),
         },
         None => ExportMode::Local {

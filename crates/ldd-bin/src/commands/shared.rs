@@ -76,7 +76,7 @@ pub(crate) enum ExportMode<'a> {
     Local { journal: Option<&'a Path> },
     /// On the workers of a group; the sink's settings tell them where to write.
     Group {
-        group: GroupExport,
+        group: Box<GroupExport>,
         sink: &'a KafkaSinkConfig,
     },
 }
