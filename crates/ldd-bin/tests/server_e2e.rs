@@ -48,6 +48,11 @@ struct Served {
 
 impl Served {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A server whose exports run on the workers of `group`, if given.
+    async fn start_with(group: Option<String>) -> Self {
         let brokers = env("LDD_TEST_KAFKA_BROKERS");
         let dir = std::env::temp_dir().join(random("ldd-e2e-state"));
         let manifest_topic = random("ldd-e2e-manifests").replace('_', "-");
@@ -56,6 +61,7 @@ impl Served {
         config.exports.brokers = Some(brokers.clone());
         config.exports.manifest_topic = manifest_topic.clone();
         config.exports.workers = 4;
+        config.exports.group = group;
         let state = server::AppState::open(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -490,4 +496,78 @@ async fn influxdb2_with_token_and_org_through_the_original_endpoints() {
     );
 
     s.finish("influx-2", &bucket, &table).await;
+}
+
+/// Worker processes, killed when dropped (also when the test panics).
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for worker in &mut self.0 {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+    }
+}
+
+/// A server configured with a worker group runs a v1 export on the group's workers, which
+/// resolve the export's connection by its id in their own connections file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real services; scripts/test.sh runs it"]
+async fn a_v1_export_runs_on_the_configured_worker_group() {
+    let influx_url = env("LDD_TEST_INFLUX_URL");
+    let group = random("ldd-e2e-group").replace('_', "-");
+    let mut s = Served::start_with(Some(group.clone())).await;
+    s.topics.push(format!("ldd.{group}.tasks"));
+    s.topics.push(format!("ldd.{group}.results"));
+    let (database, table) = (random("ldd_e2e"), "cpu".to_owned());
+    s.register_and_load(
+        json!({"connection_id": "influx", "db_type": "influx", "url": influx_url}),
+        &database,
+        &table,
+    )
+    .await;
+    let connections = s.dir.join("worker-connections.json");
+    std::fs::write(
+        &connections,
+        json!([{"id": "influx", "db_type": "influx", "url": influx_url}]).to_string(),
+    )
+    .unwrap();
+    let workers = Workers(
+        (0..2)
+            .map(|i| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_ldd"))
+                    .args(["worker", "--brokers", &s.brokers, "--group", &group])
+                    .args(["--worker-id", &format!("e2e-{i}"), "--connections"])
+                    .arg(&connections)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let topic = s.topic();
+    let (status, accepted) = s
+        .post(
+            "/v1/exports",
+            json!({
+                "connection": "influx",
+                "dataset": {"database": database, "table": table},
+                "destination": {"topic": topic, "partitions": 4},
+                "format": "jsonl"
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let status = s.wait(&id).await;
+    drop(workers);
+    assert_eq!(status["state"], "succeeded", "{status}");
+    let manifest = s.manifest(&id).await;
+    assert_eq!(manifest.total_records, RECORDS);
+    assert_eq!(manifest.export_id, id);
+    s.verify(manifest).await;
+    s.finish("influx", &database, &table).await;
 }

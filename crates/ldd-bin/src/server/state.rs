@@ -71,6 +71,7 @@ impl AppState {
                 metrics.clone(),
                 config.exports.max_concurrent,
                 config.exports.workers,
+                config.exports.group.clone(),
             )
             .context("starting the export runtime")?,
         );

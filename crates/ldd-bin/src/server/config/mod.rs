@@ -91,6 +91,11 @@ pub(crate) struct ServeArgs {
     /// Seconds to wait for running exports to stop at shutdown [default: 10].
     #[arg(long)]
     pub(crate) shutdown_timeout_secs: Option<u64>,
+    /// Run exports' chunks on the workers of this group (`ldd worker --group G`) instead of
+    /// in the server; workers resolve each export's connection by its id in their own
+    /// --connections file.
+    #[arg(long, env = "LDD_GROUP")]
+    pub(crate) group: Option<String>,
 }
 
 /// Defaults of exports. `Debug` hides secret client properties.
@@ -122,6 +127,8 @@ pub(crate) struct ExportDefaults {
     pub(crate) transaction_timeout_secs: u64,
     /// Exports running at once.
     pub(crate) max_concurrent: usize,
+    /// The worker group exports run on; `None` runs them in the server.
+    pub(crate) group: Option<String>,
 }
 
 impl fmt::Debug for ExportDefaults {
@@ -139,6 +146,7 @@ impl fmt::Debug for ExportDefaults {
             .field("jobs", &self.jobs)
             .field("workers", &self.workers)
             .field("max_concurrent", &self.max_concurrent)
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +166,7 @@ impl Default for ExportDefaults {
             attempts: 3,
             transaction_timeout_secs: 60,
             max_concurrent: 2,
+            group: None,
         }
     }
 }
@@ -273,6 +282,7 @@ impl ServerConfig {
                     .max_concurrent_exports
                     .or(file.max_concurrent)
                     .unwrap_or(defaults.max_concurrent),
+                group: args.group.clone(),
             },
             shutdown_timeout: args
                 .shutdown_timeout_secs
@@ -285,6 +295,9 @@ impl ServerConfig {
 
     /// Checks the configuration without I/O; errors say how to fix them.
     pub(crate) fn validate(&self, warnings: &mut Vec<String>) -> anyhow::Result<()> {
+        if let Some(group) = &self.exports.group {
+            ldd_sink_kafka::distributed::GroupTopics::new(group)?;
+        }
         if let Some(token) = &self.token {
             if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 bail!("the token is empty or contains whitespace; set LDD_TOKEN to a random string (e.g. `openssl rand -hex 32`)");

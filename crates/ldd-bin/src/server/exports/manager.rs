@@ -61,6 +61,7 @@ pub(crate) struct ExportManager {
     pub(crate) registry: Arc<Registry>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) slots: Arc<Semaphore>,
+    group: Option<String>,
     live: Mutex<HashMap<String, Arc<ExportHandle>>>,
     idle: Notify,
     closing: AtomicBool,
@@ -76,6 +77,7 @@ impl ExportManager {
         metrics: Arc<Metrics>,
         max_concurrent: usize,
         workers: usize,
+        group: Option<String>,
     ) -> std::io::Result<Self> {
         let threads = max_concurrent
             .max(1)
@@ -87,6 +89,7 @@ impl ExportManager {
             registry,
             metrics,
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            group,
             live: Mutex::new(HashMap::new()),
             idle: Notify::new(),
             closing: AtomicBool::new(false),
@@ -328,6 +331,7 @@ impl ExportManager {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             slots: self.slots.clone(),
+            group: self.group.clone(),
         })
     }
 }

@@ -20,6 +20,8 @@ use crate::server::metrics::Metrics;
 use crate::server::registry::Registry;
 use crate::server::store::Store;
 use ldd_core::timed_sink::TimedSink;
+use ldd_core::TaskSource;
+use ldd_sink_kafka::distributed::{run_distributed, GroupExport};
 use tokio::sync::Semaphore;
 
 /// What a running export needs from the server: the state file, the connections, the
@@ -29,6 +31,8 @@ pub(crate) struct RunContext {
     pub(crate) registry: Arc<Registry>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) slots: Arc<Semaphore>,
+    /// The worker group exports run on, if any.
+    pub(crate) group: Option<String>,
 }
 
 /// How often a running export's progress is written to the state file.
@@ -207,8 +211,22 @@ async fn drive(manager: &RunContext, handle: &Arc<ExportHandle>, job: &ExportJob
     };
     // The library drives plan, checkpoint and resume; the state file is its store, so a
     // resumed export picks up exactly where the checkpoint says.
-    let checkpoint = Arc::new(manager.store.checkpoints().export(job.id.clone()));
-    let result = export_resumable(parts, &job.partitioner, checkpoint).await;
+    // On a worker group, the group's results topic is the checkpoint instead: a restarted
+    // server runs the export again under its id, finds the plan there and waits.
+    let result = match &manager.group {
+        Some(group) => {
+            let task_source = TaskSource::Dataset {
+                connection: job.request.connection.clone(),
+                dataset: job.spec.clone(),
+            };
+            let group = GroupExport::new(job.sink.client.clone(), group, task_source);
+            run_distributed(parts, &job.sink, &job.partitioner, &group).await
+        }
+        None => {
+            let checkpoint = Arc::new(manager.store.checkpoints().export(job.id.clone()));
+            export_resumable(parts, &job.partitioner, checkpoint).await
+        }
+    };
     drop(permit);
     let manifest = match result {
         Ok(m) => m,
