@@ -307,12 +307,7 @@ impl Bench {
             control,
         )
         .await?;
-        let measure = Measure {
-            records: manifest.total_records,
-            bytes: manifest.total_bytes,
-            seconds: started.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
+        let measure = Measure::of_export(&manifest, started);
         Ok((measure, manifest))
     }
 

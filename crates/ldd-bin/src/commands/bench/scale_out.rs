@@ -88,12 +88,7 @@ impl Bench {
             ExportControl::default(),
         )
         .await?;
-        let measure = Measure {
-            records: manifest.total_records,
-            bytes: manifest.total_bytes,
-            seconds: started.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
+        let measure = Measure::of_export(&manifest, started);
         self.cleanup(&topic).await;
         Ok(measure)
     }
@@ -163,12 +158,7 @@ impl Bench {
         let started = Instant::now();
         let manifest =
             run_distributed(parts, &config, &JobCountPartitioner::default(), &group).await?;
-        let measure = Measure {
-            records: manifest.total_records,
-            bytes: manifest.total_bytes,
-            seconds: started.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
+        let measure = Measure::of_export(&manifest, started);
         self.cleanup(&topic).await;
         Ok(measure)
     }

@@ -30,6 +30,16 @@ impl Measure {
         }
     }
 
+    /// The measure of an export that produced `manifest` and started at `started`.
+    pub(crate) fn of_export(manifest: &ldd_core::Manifest, started: std::time::Instant) -> Self {
+        Measure {
+            records: manifest.total_records,
+            bytes: manifest.total_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        }
+    }
+
     /// Keeps the faster of two runs of the same work.
     pub(crate) fn keep_best(&mut self, other: Measure) {
         if self.seconds == 0.0 || (other.seconds > 0.0 && other.seconds < self.seconds) {
