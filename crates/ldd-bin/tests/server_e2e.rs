@@ -13,6 +13,9 @@
 #[path = "../src/server/mod.rs"]
 mod server;
 
+#[path = "../../ldd-sink-kafka/tests/common/plain_reader.rs"]
+mod plain_reader;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -568,6 +571,21 @@ async fn a_v1_export_runs_on_the_configured_worker_group() {
     let manifest = s.manifest(&id).await;
     assert_eq!(manifest.total_records, RECORDS);
     assert_eq!(manifest.export_id, id);
+    // Not only ldd's own read-back: a plain read_committed reader of the manifest's ranges
+    // sees every record exactly once.
+    let path = s.dir.join("group-manifest.json");
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let brokers = s.brokers.clone();
+    let plain = tokio::task::spawn_blocking(move || {
+        let seq = |r: &Value| r["seq"].as_u64().expect("a record with `seq`").to_string();
+        plain_reader::read_manifest_file(&brokers, &path, &seq, Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (plain.total, plain.distinct, plain.duplicated),
+        (RECORDS, RECORDS, 0)
+    );
     s.verify(manifest).await;
     s.finish("influx", &database, &table).await;
 }
